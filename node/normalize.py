@@ -2,7 +2,7 @@
 
 The normal form folds away what a model varies without meaning a different thing:
 Unicode compatibility forms (NFKC), case (casefold), accents and special Latin letters
-(São Paulo = Sao Paulo, Łódź = Lodz), punctuation (Saint-Étienne = Saint Etienne), one leading
+(São Paulo = Sao Paulo, Łódź = Lodz), punctuation (Saint-Étienne = Saint Etienne, D.C. = DC), one leading
 article ("The Louvre" = "Louvre", "L'Aquila" = "Aquila") and runs of whitespace.
 It deliberately does *not* equate different words: Kyiv / Kiev or Köln / Cologne are fuzzy
 or alias matches, which is the dedup stage's work, not identity.
@@ -49,6 +49,8 @@ _SPECIAL_LETTERS = str.maketrans(
 _APOSTROPHES = re.compile("['\u2019\u2018\u02bc\u02bb`\u00b4]")
 # "L'Aquila", "l’Hospitalet": an elided French/Italian/Catalan article before a vowel or h.
 _ELIDED_ARTICLE = re.compile("^(?:l|d)['\u2019\u02bc](?=[^\\W\\d_])")
+# Initialisms lose their dots so "D.C." = "DC" and "U.S.A." = "USA".
+_INITIALISM = re.compile(r"\b(?:[^\W\d_]\.){2,}")
 _LEADING_ARTICLES = frozenset(
     {
         # English, French, Spanish, Italian, German: the articles that begin names in those
@@ -79,6 +81,7 @@ def normal_form(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold().strip()
     folded = _ELIDED_ARTICLE.sub("", folded)
     folded = _APOSTROPHES.sub("", folded)
+    folded = _INITIALISM.sub(lambda match: match.group(0).replace(".", ""), folded)
     folded = unicodedata.normalize("NFKD", folded).translate(_SPECIAL_LETTERS)
     words = "".join(_fold_char(ch) for ch in folded).split()
     if len(words) > 1 and words[0] in _LEADING_ARTICLES:
