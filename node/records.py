@@ -4,23 +4,25 @@ design.md "Data model": merge is set union (a G-Set CRDT), nothing is modified o
 This module defines the record kinds the node produces and their keys; how they are encoded
 on the wire and on disk lives with the transport and the store.
 
-- ``EntryRecord`` — an accepted entry. Key = its entry id (hash of the normal form). Two
-  records with one id may exist (accepted concurrently on two nodes); the one with the
+- ``EntryRecord`` — an accepted entry, identified by its entry id (hash of the normal form).
+  Two records with one id may exist (accepted concurrently on two nodes); the one with the
   smallest ``(hlc, origin)`` is shown.
 - ``ObservationRecord`` — what one LLM call produced: for each generated item, the entry it
   resolved to and how (new, exact, fuzzy). The exhaustion estimate and the "why was this
-  dropped" view are computed from these. Key = hash of its content.
+  dropped" view are computed from these.
+
+Every record's key in the set is the hash of its canonical encoding (``node.codec``), so a
+key always names exactly one content.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
 from node.normalize import EntryId
 
-__all__ = ["EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord"]
+__all__ = ["EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "Record"]
 
 
 class MatchKind(StrEnum):
@@ -67,8 +69,6 @@ class ObservationRecord:
     hlc: int
     items: tuple[ObservedItem, ...]
 
-    @property
-    def key(self) -> str:
-        """Content key: 32 hex digits, unique per (node, call)."""
-        raw = f"obs\x00{self.node}\x00{self.call}".encode()
-        return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+Record = EntryRecord | ObservationRecord
+"""Any replicated record."""
