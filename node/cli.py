@@ -1,0 +1,178 @@
+"""``gossip-node``: run one swarmlist node. Parses options, builds a ``NodeConfig``, runs it.
+
+Options come from the command line, ``SWARMLIST_*`` environment variables and
+``--config FILE.toml``, in that order of precedence, then the defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from node.config import LLMSettings, NodeConfig
+from node.errors import ConfigError, NodeError
+from node.llm.sim.universe import available_universes
+from node.producer import ProducerConfig
+from node.runtime import Progress, run_node
+
+__all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "EXIT_DATA_DIR"]
+
+EXIT_OK = 0
+EXIT_CONFIG = 2  # bad options or config file (click's own usage errors use 2 too)
+EXIT_DATA_DIR = 3  # the data dir is locked, of another topic, corrupt or newer
+
+
+def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Read --config FILE.toml into click's default_map, so CLI and env still override it."""
+    if value is None:
+        return None
+    try:
+        with open(value, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{value} is not valid TOML: {exc}") from exc
+    known = {param.name for param in ctx.command.params if param.name}
+    options = {key.replace("-", "_"): item for key, item in data.items()}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise click.BadParameter(f"{value}: unknown option(s) {', '.join(unknown)}")
+    ctx.default_map = {**(ctx.default_map or {}), **options}
+    return value
+
+
+def _read_secret_file(path: str | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {what} file {path}: {exc.strerror}") from exc
+    if not secret:
+        raise click.BadParameter(f"{what} file {path} is empty")
+    return secret
+
+
+def _progress_table(progress: Progress) -> Table:
+    table = Table(title=f"swarmlist node {progress.node}", show_header=False)
+    estimate = progress.estimate
+    rows = [
+        ("entries", f"{progress.entries:,}"),
+        ("LLM calls", f"{progress.calls:,} ({progress.calls_failed} failed)"),
+        ("new per call", f"{progress.new_per_call:.1f}"),
+        ("duplicate share", f"{progress.duplicate_share:.0%}"),
+        ("estimated total", f"{estimate.estimate:,.0f} ({estimate.low:,.0f}–{estimate.high:,.0f})"),
+        ("estimated remaining", f"{estimate.remaining:,.0f}"),
+        ("tokens", f"{progress.tokens:,}"),
+    ]
+    if progress.done_reason:
+        rows.append(("stopped", progress.done_reason))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _progress_line(progress: Progress) -> str:
+    estimate = progress.estimate
+    return (
+        f"entries={progress.entries} calls={progress.calls} failed={progress.calls_failed} "
+        f"new_per_call={progress.new_per_call:.1f} dup_share={progress.duplicate_share:.2f} "
+        f"est_total={estimate.estimate:.0f} est_remaining={estimate.remaining:.0f} tokens={progress.tokens}"
+    )
+
+
+@click.command(context_settings={"auto_envvar_prefix": "SWARMLIST", "show_default": True})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), callback=_load_config_file,
+              is_eager=True, expose_value=True, help="TOML file of options (CLI and env override it).")  # fmt: skip
+@click.option("--topic", required=True, help="What to enumerate, e.g. 'cities of Europe'.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
+              help="State (SQLite) and list.jsonl.")  # fmt: skip
+@click.option("--name", "node_name", default=None, help="Node name (default: stored one, or <host>-<hex>).")
+@click.option("--llm", type=click.Choice(["sim", "openai"]), default="sim", help="LLM backend.")
+@click.option("--universe", type=click.Choice(available_universes()), default="countries",
+              help="The simulated LLM's universe (with --llm sim).")  # fmt: skip
+@click.option("--rng-seed", type=int, default=0, help="The simulated LLM's seed.")
+@click.option("--sim-time-scale", type=click.FloatRange(min=0), default=0.05,
+              help="Simulated latency multiplier (1 = a real model's pace, 0 = instant).")  # fmt: skip
+@click.option("--llm-base-url", default=None, help="OpenAI-compatible endpoint root, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--llm-model", default="gpt-4o-mini", help="Model name at the endpoint.")
+@click.option("--llm-api-key", default=None, help="API key (prefer --llm-api-key-file or OPENAI_API_KEY: argv is visible in ps).")
+@click.option("--llm-api-key-file", type=click.Path(dir_okay=False), default=None, help="File holding the API key.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls.")
+@click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
+@click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
+@click.option("--exit-when-done", is_flag=True, help="Exit 0 once exhausted or out of budget, list written.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--print-config", is_flag=True, help="Print the resulting configuration and exit.")
+def main(**options: Any) -> None:
+    """Run one swarmlist node: enumerate --topic with an LLM until it is exhausted."""
+    try:
+        config = _build_config(options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if options["print_config"]:
+        click.echo(repr(config))
+        return
+    _configure_logging(options["log_level"], options["log_format"])
+    console = Console(stderr=True)
+    try:
+        sys.exit(_run(config, console))
+    except NodeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_DATA_DIR)
+
+
+def _build_config(options: dict[str, Any]) -> NodeConfig:
+    api_key = options["llm_api_key"] or _read_secret_file(options["llm_api_key_file"], "API key")
+    return NodeConfig(
+        topic=options["topic"],
+        data_dir=options["data_dir"],
+        node_name=options["node_name"],
+        llm=LLMSettings(
+            kind=options["llm"],
+            universe=options["universe"],
+            rng_seed=options["rng_seed"],
+            time_scale=options["sim_time_scale"],
+            base_url=options["llm_base_url"],
+            model=options["llm_model"],
+            api_key=api_key,
+        ),
+        producer=ProducerConfig(
+            concurrency=options["concurrency"],
+            items_per_call=options["items_per_call"],
+            max_calls=options["max_calls"],
+        ),
+        exit_when_done=options["exit_when_done"],
+    )
+
+
+def _configure_logging(level: str, log_format: str) -> None:
+    if log_format == "json":
+        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def _run(config: NodeConfig, console: Console) -> int:
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            result = asyncio.run(run_node(config, on_progress=lambda p: live.update(_progress_table(p))))
+    else:
+        log = logging.getLogger("gossip-node")
+        result = asyncio.run(
+            run_node(config, on_progress=lambda p: log.info("%s", _progress_line(p)), progress_interval_s=5.0)
+        )
+    console.print(f"stopped: {result.reason}; {result.entries} entries in {config.data_dir / 'list.jsonl'}")
+    return EXIT_OK

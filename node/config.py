@@ -1,0 +1,58 @@
+"""A node's configuration: one frozen value built by the CLI (or a test), validated here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from node.errors import ConfigError
+from node.estimate import StopRule
+from node.producer import ProducerConfig
+
+__all__ = ["NodeConfig", "LLMSettings"]
+
+LLMKind = Literal["sim", "openai"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LLMSettings:
+    """Which LLM backend a node uses."""
+
+    kind: LLMKind = "sim"  # "sim" = the built-in simulated LLM; "openai" = any OpenAI-compatible endpoint
+    universe: str = "countries"  # the simulated LLM's real-data universe (kind "sim")
+    rng_seed: int = 0  # the simulated LLM's seed: the same seed and calls give the same answers
+    time_scale: float = 0.05  # simulated latency multiplier (1 = a real model's pace; 0 = instant)
+    base_url: str | None = None  # OpenAI-compatible endpoint root incl. /v1 (kind "openai")
+    model: str = "gpt-4o-mini"  # model name at that endpoint
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # None = OPENAI_API_KEY
+    request_timeout_s: float = 60.0  # one attempt's bound
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sim", "openai"):
+            raise ConfigError(f"llm must be 'sim' or 'openai', got {self.kind!r}")
+        if self.time_scale < 0:
+            raise ConfigError(f"sim time scale must be >= 0, got {self.time_scale}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    """Everything one node needs to run."""
+
+    topic: str  # what to enumerate; stored in the data dir
+    data_dir: Path  # state (SQLite) and list.jsonl
+    node_name: str | None = None  # None = the name stored in the data dir, or <host>-<hex>
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    producer: ProducerConfig = field(default_factory=ProducerConfig)
+    stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted
+    exit_when_done: bool = False  # exit 0 once exhausted or out of budget (else stay up, idle)
+    list_debounce_s: float = 1.0  # list.jsonl is rewritten at most this often
+
+    def __post_init__(self) -> None:
+        if not self.topic.strip():
+            raise ConfigError("--topic must be non-empty")
+        if len(self.topic) > 500:
+            raise ConfigError("--topic must be at most 500 characters")
+        if self.list_debounce_s < 0:
+            raise ConfigError("list_debounce_s must be >= 0")

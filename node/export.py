@@ -1,0 +1,145 @@
+"""The global list as files: JSON lines, CSV and plain text; and the atomic ``list.jsonl`` writer.
+
+Every format is rendered from the ``GlobalList`` in its order, so two nodes holding the same
+set write byte-identical files. ``ListFileWriter`` rewrites ``DATA_DIR/list.jsonl`` atomically
+(write a temp file in the same directory, fsync, rename over, fsync the directory): a reader
+sees the old file or the new one, never half of one. Rewrites are debounced — many changes in
+a burst cost one write — and the last change is always written on ``flush``/``aclose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from node.aio import first_of
+from node.global_list import GlobalList, ListEntry
+
+__all__ = ["entry_json", "iter_jsonl", "iter_csv", "iter_txt", "ListFileWriter", "LIST_FILENAME", "EXPORT_FORMATS"]
+
+log = logging.getLogger(__name__)
+
+LIST_FILENAME = "list.jsonl"
+EXPORT_FORMATS = ("jsonl", "csv", "txt")
+
+
+def entry_json(line: ListEntry) -> dict[str, object]:
+    """One list line as the API and ``list.jsonl`` show it."""
+    record = line.record
+    return {
+        "id": record.id,
+        "text": record.text,
+        "partition": record.partition,
+        "origin": record.origin,
+        "hlc": record.hlc,
+        "aliases": [alias.text for alias in line.aliases],
+    }
+
+
+def iter_jsonl(entries: GlobalList) -> Iterator[str]:
+    for line in entries:
+        yield json.dumps(entry_json(line), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def iter_csv(entries: GlobalList) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["text", "aliases", "partition", "id", "origin", "hlc"])
+    for line in entries:
+        record = line.record
+        aliases = "; ".join(alias.text for alias in line.aliases)
+        # A leading =, +, - or @ would make a spreadsheet run the cell as a formula: entries are
+        # LLM output, so neutralise it (OWASP CSV injection).
+        cells = [_csv_safe(record.text), _csv_safe(aliases), _csv_safe(record.partition),
+                 record.id, _csv_safe(record.origin), str(record.hlc)]  # fmt: skip
+        writer.writerow(cells)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv_safe(cell: str) -> str:
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def iter_txt(entries: GlobalList) -> Iterator[str]:
+    for line in entries:
+        yield line.record.text.replace("\n", " ") + "\n"
+
+
+class ListFileWriter:
+    """Keeps ``DATA_DIR/list.jsonl`` current; call ``changed()`` whenever the list changes."""
+
+    def __init__(self, entries: GlobalList, data_dir: Path, *, debounce_s: float = 1.0) -> None:
+        self._entries = entries
+        self._path = data_dir / LIST_FILENAME
+        self._debounce_s = debounce_s
+        self._dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._write_lock = asyncio.Lock()  # one write at a time, never cancelled mid-way
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.writes = 0
+
+    def __repr__(self) -> str:
+        return f"<ListFileWriter {self._path} writes={self.writes} dirty={self._dirty.is_set()}>"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="list-file-writer")
+
+    def changed(self) -> None:
+        self._dirty.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            await first_of(self._dirty.wait(), self._stopping.wait())
+            # Debounce: gather the rest of a burst of changes into this one write.
+            await first_of(asyncio.sleep(self._debounce_s), self._stopping.wait())
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the file now if anything changed since the last write."""
+        async with self._write_lock:
+            if not self._dirty.is_set() and self._path.exists():
+                return
+            self._dirty.clear()
+            content = "".join(iter_jsonl(self._entries))  # rendered on the loop: a consistent snapshot
+            await asyncio.to_thread(_write_atomically, self._path, content)
+            self.writes += 1
+
+    async def aclose(self) -> None:
+        """Write any pending change and stop; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.flush()
+
+
+
+def _write_atomically(path: Path, content: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

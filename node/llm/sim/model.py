@@ -1,0 +1,438 @@
+"""The simulated LLM: answers enumeration and split prompts from a real closed universe.
+
+It behaves the way published observations say real models do (parameters and sources in
+``node.llm.sim.params`` and ``docs/simulated-llm.md``):
+
+- **popularity-biased sampling** — items are drawn with weight popularity^alpha, so answers
+  collapse onto the famous ones (NoveltyBench, arXiv 2504.05228; Verbalized Sampling,
+  arXiv 2510.01171) and independent calls repeat each other;
+- **long-tail recall** — the model does not know every item; the less popular, the likelier
+  it is missing (arXiv 2602.14080, 2405.02732), so some of the universe is never produced;
+- **imperfect obedience** — a drawn item that is on the prompt's known list is redrawn only
+  with a probability that falls as the list grows, and entries past the model's context
+  limit are not seen at all;
+- **strays** from sibling partitions, **real alternate names** (exonyms, transliterations)
+  and **surface variants**, **invented names** (more of them once the part is exhausted);
+- **varied formats**, roughly the number of items asked for, token usage, latency, and
+  **faults** (429, 500, hangs, truncated and garbled answers).
+
+The model reads only the chat messages (``node.llm.sim.reading``). Dedup and the rest of the
+system never read the universe: it is ground truth for measuring, nothing else. All
+randomness comes from the ``random.Random`` the caller passes, so a seed reproduces a run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+from node.llm.base import ChatMessage, Usage
+from node.llm.sim.params import SimParams
+from node.llm.sim.reading import SimRequest, TaskKind, read_request
+from node.llm.sim.scope import Scope, initial_of, resolve_scope
+from node.llm.sim.universe import Universe
+from node.normalize import normal_form
+
+__all__ = ["Fault", "SimAnswer", "SimulatedModel"]
+
+_MAX_REDRAWS = 12
+# Rejection sampling of the obedience model: enough draws that the cap (almost) never binds,
+# so the answer follows p(i) ∝ w_i·(1 - p_obey·[i is visible-known]) exactly.
+_MAX_OBEDIENCE_DRAWS = 400
+_TOKEN_CHARS = 4
+
+
+class Fault(StrEnum):
+    """What went wrong with a call, if anything (the transport decides how to show it)."""
+
+    NONE = "none"
+    RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After
+    SERVER_ERROR = "server_error"  # HTTP 500
+    HANG = "hang"  # no answer at all
+    TRUNCATED = "truncated"  # answer cut, finish_reason "length"
+    GARBLED = "garbled"  # answer is noise
+
+
+@dataclass(frozen=True, slots=True)
+class SimAnswer:
+    """One simulated completion."""
+
+    text: str
+    fault: Fault
+    finish_reason: str
+    usage: Usage
+    latency_s: float  # how long a real model would take (already scaled by time_scale)
+    request: SimRequest
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """Items of a scope that the model knows, with cumulative draw weights."""
+
+    indices: tuple[int, ...]
+    cumulative: tuple[float, ...]
+
+    @property
+    def total(self) -> float:
+        return self.cumulative[-1] if self.cumulative else 0.0
+
+    def draw(self, rng: random.Random) -> int:
+        position = bisect.bisect_right(self.cumulative, rng.random() * self.total)
+        return self.indices[min(position, len(self.indices) - 1)]
+
+
+class SimulatedModel:
+    """A deterministic-given-the-rng model over one universe. Pure computation, no I/O."""
+
+    def __init__(self, universe: Universe, params: SimParams, *, knowledge_seed: int = 0) -> None:
+        self._universe = universe
+        self._params = params
+        items = universe.items
+        self._names_nf = tuple(normal_form(item.name) for item in items)
+        self._all_nfs = tuple(
+            frozenset({normal_form(name) for name in (item.name, *item.alternate_names)} - {""})
+            for item in items
+        )
+        self._real_nfs = frozenset(itertools.chain.from_iterable(self._all_nfs))
+        self._weights = tuple(max(item.popularity, 1.0) ** params.popularity_alpha for item in items)
+        self._known_to_model = self._knowledge_mask(knowledge_seed)
+        self._group_paths = sorted(
+            {item.path[:depth] for item in items for depth in range(1, len(item.path) + 1)}
+        )
+        self._pool = lru_cache(maxsize=512)(self._build_pool)
+
+    def __repr__(self) -> str:
+        known = sum(self._known_to_model)
+        return f"<SimulatedModel {self._universe.name} items={len(self._names_nf)} known={known} params={self._params.version}>"
+
+    @property
+    def universe(self) -> Universe:
+        return self._universe
+
+    @property
+    def params(self) -> SimParams:
+        return self._params
+
+    def known_share(self) -> float:
+        """Share of the universe the model can ever produce (its long-tail recall ceiling)."""
+        return sum(self._known_to_model) / max(1, len(self._known_to_model))
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _knowledge_mask(self, seed: int) -> tuple[bool, ...]:
+        params = self._params
+        order = sorted(range(len(self._weights)), key=lambda index: (self._weights[index], index))
+        quantile = [0.0] * len(order)
+        for rank, index in enumerate(order):
+            quantile[index] = rank / max(1, len(order) - 1)
+        mask = []
+        for index, q in enumerate(quantile):
+            if q >= params.head_quantile:
+                p_know = 1.0
+            else:
+                p_know = params.tail_recall + (1 - params.tail_recall) * q / max(params.head_quantile, 1e-9)
+            digest = hashlib.blake2b(f"{seed}:{self._names_nf[index]}:{index}".encode(), digest_size=8).digest()
+            mask.append(int.from_bytes(digest, "big") / 2**64 < p_know)
+        return tuple(mask)
+
+    def _build_pool(self, scope: Scope) -> _Pool:
+        indices = [
+            index
+            for index, item in enumerate(self._universe.items)
+            if self._known_to_model[index] and scope.admits(item.path, self._names_nf[index])
+        ]
+        cumulative = list(itertools.accumulate(self._weights[index] for index in indices))
+        return _Pool(tuple(indices), tuple(cumulative))
+
+    # -- answering --------------------------------------------------------------------------
+
+    def respond(self, messages: Sequence[ChatMessage], rng: random.Random) -> SimAnswer:
+        """Answer ``messages`` as the model would, drawing every random choice from ``rng``."""
+        request = read_request(messages)
+        params = self._params
+        fault = self._draw_fault(rng)
+        if fault in (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.HANG):
+            usage = Usage(prompt_tokens=request.prompt_chars // _TOKEN_CHARS, completion_tokens=0)
+            return SimAnswer("", fault, "error", usage, 0.0, request)
+        if request.kind is TaskKind.SPLIT:
+            text = self._split_answer(request, rng)
+        else:
+            text = self._enumeration_answer(request, rng)
+        finish_reason = "stop"
+        if fault is Fault.TRUNCATED:
+            text = text[: rng.randint(len(text) // 4, max(len(text) // 4, len(text) * 3 // 4))]
+            finish_reason = "length"
+        elif fault is Fault.GARBLED:
+            text = _garble(rng)
+        completion_tokens = max(1, len(text) // _TOKEN_CHARS)
+        usage = Usage(prompt_tokens=request.prompt_chars // _TOKEN_CHARS, completion_tokens=completion_tokens)
+        latency = (params.first_token_s + completion_tokens / params.tokens_per_s) * params.time_scale
+        return SimAnswer(text, fault, finish_reason, usage, latency, request)
+
+    def _draw_fault(self, rng: random.Random) -> Fault:
+        params = self._params
+        roll = rng.random()
+        for fault, rate in (
+            (Fault.RATE_LIMIT, params.rate_limit_rate),
+            (Fault.SERVER_ERROR, params.server_error_rate),
+            (Fault.HANG, params.hang_rate),
+            (Fault.TRUNCATED, params.truncate_rate),
+            (Fault.GARBLED, params.garble_rate),
+        ):
+            if roll < rate:
+                return fault
+            roll -= rate
+        return Fault.NONE
+
+    def scope_of(self, request: SimRequest) -> Scope:
+        """The part of the universe ``request`` is about."""
+        return resolve_scope(request.part, self._group_paths)
+
+    def _enumeration_answer(self, request: SimRequest, rng: random.Random) -> str:
+        names = self.enumerate_items(request, rng)
+        return _render_items(names, request, self._item_description, rng, self._params)
+
+    def enumerate_items(self, request: SimRequest, rng: random.Random) -> list[str]:
+        """The item names an enumeration answer contains, in order (before formatting)."""
+        params = self._params
+        scope = self.scope_of(request)
+        pool = self._pool(scope)
+        visible = request.known[: params.context_known_limit]
+        visible_nfs = {normal_form(entry) for entry in visible}
+        p_obey = params.obey_max / (1 + len(visible) / params.obey_half_list)
+        low, high = 1 - params.count_jitter, 1 + params.count_jitter
+        target = max(1, round(request.count * rng.uniform(low, high)))
+        chosen: list[int] = []
+        names: list[str] = []
+        for _ in range(target):
+            roll = rng.random()
+            if roll < params.invented_rate or pool.total == 0:
+                names.append(self._invent(scope, rng))
+                continue
+            if roll < params.invented_rate + params.stray_rate:
+                index = self._stray(scope, rng)
+                if index is None:
+                    index = pool.draw(rng)
+            else:
+                index = self._draw_obeying(pool, visible_nfs, chosen, p_obey, rng)
+                if index is None:
+                    if rng.random() < params.invented_rate_exhausted:
+                        names.append(self._invent(scope, rng))
+                        continue
+                    index = pool.draw(rng)  # gives up and repeats a known item
+            chosen.append(index)
+            names.append(self._surface(index, rng))
+        return names
+
+    def _draw_obeying(
+        self,
+        pool: _Pool,
+        visible_nfs: set[str],
+        chosen: list[int],
+        p_obey: float,
+        rng: random.Random,
+    ) -> int | None:
+        """Draw an item, redrawing known ones (with probability p_obey) and ones already given.
+
+        None when every draw hit a known or already-given item: the model has run dry here.
+        """
+        for _ in range(_MAX_OBEDIENCE_DRAWS):
+            index = pool.draw(rng)
+            if index in chosen:
+                continue
+            if self._all_nfs[index] & visible_nfs and rng.random() < p_obey:
+                continue
+            return index
+        return None
+
+    def _stray(self, scope: Scope, rng: random.Random) -> int | None:
+        """An item from outside the scope but under its parent (a neighbouring category)."""
+        if not scope.prefix and scope.initials is None:
+            return None
+        parent = Scope(scope.prefix[:-1]) if scope.prefix else Scope()
+        parent_pool = self._pool(parent)
+        for _ in range(_MAX_REDRAWS):
+            index = parent_pool.draw(rng) if parent_pool.total else None
+            if index is None:
+                return None
+            if not scope.admits(self._universe.items[index].path, self._names_nf[index]):
+                return index
+        return None
+
+    def _surface(self, index: int, rng: random.Random) -> str:
+        """The name as the model writes it: usually the main name, sometimes a variant."""
+        item = self._universe.items[index]
+        roll = rng.random()
+        if roll < self._params.alternate_name_rate and item.alternate_names:
+            return rng.choice(item.alternate_names)
+        if roll < self._params.alternate_name_rate + self._params.surface_variant_rate:
+            return _surface_variant(item.name, rng)
+        return item.name
+
+    def _invent(self, scope: Scope, rng: random.Random) -> str:
+        """A plausible name that is not in the universe: halves of two real names joined."""
+        pool = self._pool(scope) if self._pool(scope).total else self._pool(Scope())
+        for _ in range(_MAX_REDRAWS):
+            first = self._universe.items[pool.draw(rng)].name
+            second = self._universe.items[pool.draw(rng)].name
+            invented = _splice(first, second, rng)
+            if normal_form(invented) not in self._real_nfs and len(invented) >= 3:
+                return invented
+        return f"{self._universe.items[pool.draw(rng)].name} {rng.choice(['Nord', 'Sud', 'Nova', 'Vechi'])}"
+
+    def _item_description(self, name: str) -> str:
+        nf = normal_form(name)
+        for index, names in enumerate(self._all_nfs):
+            if nf in names:
+                return f"in {self._universe.items[index].path[-1]}"
+        return "a lesser-known one"
+
+    def _split_answer(self, request: SimRequest, rng: random.Random) -> str:
+        labels = self.split_labels(request, rng)
+        if rng.random() < 0.8:
+            return json.dumps({"categories": labels}, ensure_ascii=False)
+        lines = "\n".join(f"{number}. {label}" for number, label in enumerate(labels, 1))
+        return f"Here is one way to divide it:\n\n{lines}"
+
+    def split_labels(self, request: SimRequest, rng: random.Random) -> list[str]:
+        """Sub-category labels for the requested scope: the universe's real grouping, noisily."""
+        scope = self.scope_of(request)
+        depth = len(scope.prefix)
+        levels = self._universe.levels
+        children: dict[str, float] = {}
+        if scope.initials is None and depth < len(levels):
+            for index, item in enumerate(self._universe.items):
+                if scope.admits(item.path, self._names_nf[index]):
+                    label = item.path[depth]
+                    children[label] = children.get(label, 0.0) + self._weights[index]
+        if len(children) >= 2:
+            ranked = sorted(children, key=lambda label: (-children[label], label))
+            if len(ranked) > request.max_parts:
+                kept = ranked[: request.max_parts - 1]
+                labels = [*sorted(kept), f"Other {levels[depth]} groups"]
+            else:
+                labels = sorted(ranked)
+            labels = [_label_variant(label, levels[depth], rng) for label in labels]
+            if rng.random() < 0.05 and len(labels) < request.max_parts:
+                labels.append(rng.choice(["Major ones", "Other", "Smaller ones"]))  # vague, overlapping
+            return labels
+        return self._letter_ranges(scope, request.max_parts)
+
+    def _letter_ranges(self, scope: Scope, max_parts: int) -> list[str]:
+        counts: dict[str, int] = {}
+        for index, item in enumerate(self._universe.items):
+            if scope.admits(item.path, self._names_nf[index]):
+                letter = initial_of(self._names_nf[index])
+                if letter != "#":
+                    counts[letter] = counts.get(letter, 0) + 1
+        letters = sorted(counts)
+        if len(letters) < 2:
+            return ["A–M", "N–Z"]
+        parts = min(max_parts, len(letters))
+        per_part = sum(counts.values()) / parts
+        ranges: list[list[str]] = [[]]
+        running = 0
+        for letter in letters:
+            if running >= per_part * len(ranges) and len(ranges) < parts:
+                ranges.append([])
+            ranges[-1].append(letter)
+            running += counts[letter]
+        return [f"{group[0].upper()}–{group[-1].upper()}" for group in ranges if group]
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def _render_items(
+    names: list[str],
+    request: SimRequest,
+    describe: Callable[[str], str],
+    rng: random.Random,
+    params: SimParams,
+) -> str:
+    """Format the items the way a model might: usually the JSON asked for, sometimes not."""
+    style = rng.choices(range(5), weights=params.format_weights)[0]
+    what = request.topic or "items"
+    if style == 0:
+        return json.dumps({"entries": names}, ensure_ascii=False)
+    if style == 1:
+        body = json.dumps(names, ensure_ascii=False, indent=2)
+        return f"Here are {len(names)} more {what}:\n\n```json\n{body}\n```"
+    if style == 2:
+        lines = "\n".join(f"{number}. {name}" for number, name in enumerate(names, 1))
+        return f"Sure! Here are {len(names)} more {what}:\n\n{lines}\n\nLet me know if you'd like more."
+    if style == 3:
+        lines = "\n".join(f"- **{name}** – {describe(name)}" for name in names)
+        return f"{lines}\n"
+    if not names:
+        return "I could not think of any more."
+    if len(names) == 1:
+        return f"One more is {names[0]}."
+    return f"Some more {what} include {', '.join(names[:-1])}, and {names[-1]}."
+
+
+_ABBREVIATIONS = (("Saint ", "St. "), ("Sankt ", "St. "), ("Sainte ", "Ste. "), ("San ", "S. "))
+
+
+def _surface_variant(name: str, rng: random.Random) -> str:
+    """A spelling a model might produce: abbreviation, lost accents, changed case, a typo."""
+    for full, short in _ABBREVIATIONS:
+        if name.startswith(full) and rng.random() < 0.7:
+            return short + name[len(full):]
+    choice = rng.random()
+    if choice < 0.4:
+        stripped = normal_form(name)
+        return stripped.title() if stripped else name
+    if choice < 0.6:
+        return name.upper() if len(name) <= 4 else name.lower()
+    if len(name) >= 5:  # one-letter typo: a doubled or dropped letter
+        position = rng.randrange(1, len(name) - 1)
+        if rng.random() < 0.5:
+            return name[:position] + name[position] + name[position:]
+        return name[:position] + name[position + 1:]
+    return name
+
+
+def _split_point(name: str, rng: random.Random) -> int:
+    """A syllable-ish cut: after a vowel, before a consonant."""
+    vowels = set("aeiouyàáâäåèéêëìíîïòóôöùúûü")
+    points = [i for i in range(2, len(name) - 1) if name[i - 1].lower() in vowels and name[i].lower() not in vowels]
+    if not points:
+        return len(name) // 2
+    return rng.choice(points)
+
+
+def _splice(first: str, second: str, rng: random.Random) -> str:
+    head = first[: _split_point(first, rng)]
+    tail = second[_split_point(second, rng):]
+    return (head + tail.lower()).strip().title() if head and tail else first + "ovo"
+
+
+def _label_variant(label: str, level: str, rng: random.Random) -> str:
+    roll = rng.random()
+    if roll < 0.1:
+        return f"{label} ({level})"
+    if roll < 0.15:
+        return label.upper() if len(label) <= 3 else f"The {label}" if " " in label else label
+    return label
+
+
+_GARBAGE = (
+    "I'm sorry, but I can't help with that request.",
+    "\x00\x07{\"entr",
+    "As an AI language model, I don't have access to a complete list.",
+    "]]]]}}}}:::: ,,,, ---",
+)
+
+
+def _garble(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return rng.choice(_GARBAGE)
+    return "".join(chr(rng.randrange(33, 0x2FF)) for _ in range(rng.randrange(20, 200)))

@@ -1,0 +1,242 @@
+"""The producer loop: ask the LLM for entries nobody has, resolve them, commit them as they arrive.
+
+``concurrency`` workers each repeat: pick a partition → build the prompt with the partition's
+known entries within the token budget (the shared-state lever) → stream the answer through
+the parser → resolve every completed item (exact → fuzzy → new) → commit a new entry the
+moment its line completes → at the end of the call, commit the call's observation record.
+
+Resolution and commit of one item happen under one lock, so two concurrent calls that both
+produce "Louvre" accept it once: the second sees the first as an exact match. A record joins
+the in-memory state (and so the page, the list file and gossip) only after its commit.
+
+LLM faults never stop the node: a failed call is recorded with what it produced before
+failing, and the worker backs off (exponential with full jitter, honouring Retry-After)
+before its next call. The loop ends when ``stop`` is set, the call budget is spent, or the
+``should_stop`` hook (the exhaustion estimate) says the topic is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from node.aio import first_of
+from node.errors import ConfigError, LLMError, LLMRateLimited
+from node.hlc import HybridClock
+from node.llm.base import LLMBackend, Usage
+from node.llm.retry import backoff_delay_s
+from node.parser import StreamingParser
+from node.prompts import PromptTemplates, build_enumeration_prompt
+from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.state import NodeState
+from node.store import Store
+
+__all__ = ["ProducerConfig", "Producer", "ProducerStats"]
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProducerConfig:
+    """How a node spends its LLM calls."""
+
+    concurrency: int = 2  # concurrent LLM calls; more finishes sooner but shares less state
+    items_per_call: int = 20  # entries asked for per call; larger answers cost fewer prompts
+    known_budget_tokens: int = 3000  # prompt tokens for known entries (the shared state)
+    known_by_frequency: bool = True  # known entries most-generated first (else newest first)
+    max_calls: int = 0  # LLM calls this node may make; 0 = until exhausted
+    backoff_base_s: float = 1.0  # first backoff ceiling after a failed call; doubles per failure
+    backoff_max_s: float = 60.0  # backoff ceiling
+    max_retry_after_s: float = 120.0  # longest Retry-After honoured
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 256:
+            raise ConfigError(f"concurrency must be within 1..256, got {self.concurrency}")
+        if not 1 <= self.items_per_call <= 200:
+            raise ConfigError(f"items per call must be within 1..200, got {self.items_per_call}")
+        if self.known_budget_tokens < 0:
+            raise ConfigError("known_budget_tokens must be >= 0")
+        if self.max_calls < 0:
+            raise ConfigError(f"max calls must be >= 0 (0 = no limit), got {self.max_calls}")
+        if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
+            raise ConfigError("backoff must satisfy 0 <= backoff_base_s <= backoff_max_s")
+
+
+@dataclass
+class ProducerStats:
+    """Counters of this node's own calls (the observations hold the per-item truth)."""
+
+    calls_started: int = 0
+    calls_ok: int = 0
+    calls_failed: int = 0
+    items: int = 0
+    new_entries: int = 0
+    parse_failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Producer:
+    """Runs on the event loop; one instance per node."""
+
+    def __init__(
+        self,
+        *,
+        config: ProducerConfig,
+        backend: LLMBackend,
+        store: Store,
+        state: NodeState,
+        clock: HybridClock,
+        topic: str,
+        next_partition: Callable[[], str] = lambda: "",
+        should_stop: Callable[[], str | None] = lambda: None,
+        on_change: Callable[[], None] = lambda: None,
+        templates: PromptTemplates | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._backend = backend
+        self._store = store
+        self._state = state
+        self._clock = clock
+        self._topic = topic
+        self._next_partition = next_partition
+        self._should_stop = should_stop
+        self._on_change = on_change
+        self._templates = templates or PromptTemplates()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._node = store.identity.name
+        self._lock = asyncio.Lock()
+        self._call_seq = len(state.calls(self._node))  # resume numbering after a restart
+        self._consecutive_failures = 0
+        self.stats = ProducerStats()
+        self.stop_reason: str | None = None
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return f"<Producer {self._node} calls={s.calls_started} new={s.new_entries} failed={s.calls_failed}>"
+
+    async def run(self, stop: asyncio.Event) -> str:
+        """Produce until stopped, out of budget, or exhausted; returns the reason."""
+        async with asyncio.TaskGroup() as group:
+            for worker in range(self._config.concurrency):
+                group.create_task(self._worker(worker, stop), name=f"producer-{worker}")
+        return self.stop_reason or "stopped"
+
+    def _may_start_call(self, stop: asyncio.Event) -> bool:
+        if stop.is_set():
+            self.stop_reason = self.stop_reason or "stopped"
+            return False
+        budget = self._config.max_calls
+        if budget and self.stats.calls_started >= budget:
+            self.stop_reason = self.stop_reason or f"call budget of {budget} spent"
+            return False
+        reason = self._should_stop()
+        if reason is not None:
+            self.stop_reason = self.stop_reason or reason
+            return False
+        return True
+
+    async def _worker(self, worker: int, stop: asyncio.Event) -> None:
+        if worker:  # stagger so the workers' calls don't start (and finish) in lockstep
+            await self._sleep(self._rng.uniform(0, 0.05 * worker))
+        while self._may_start_call(stop):
+            delay = await self.one_call()
+            if delay:
+                await first_of(self._sleep(delay), stop.wait())
+
+    async def one_call(self) -> float:
+        """Make one LLM call end to end; returns how long to back off before the next."""
+        self.stats.calls_started += 1
+        self._call_seq += 1
+        call = self._call_seq
+        partition = self._next_partition()
+        prompt = build_enumeration_prompt(
+            self._templates,
+            topic=self._topic,
+            partition=[label for label in partition.split(" > ") if label] if partition else [],
+            known=self._state.known_for_prompt(partition, by_frequency=self._config.known_by_frequency),
+            count=self._config.items_per_call,
+            known_budget_tokens=self._config.known_budget_tokens,
+        )
+        parser = StreamingParser()
+        observed: list[ObservedItem] = []
+        failure: LLMError | None = None
+        stream = self._backend.stream(prompt.messages, json_mode=True)
+        try:
+            async for delta in stream:
+                for text in parser.feed(delta):
+                    await self._accept(text, partition, observed)
+            for text in parser.close():
+                await self._accept(text, partition, observed)
+        except LLMError as exc:
+            failure = exc
+        completion = stream.completion
+        usage = completion.usage if completion is not None else Usage()
+        self.stats.prompt_tokens += usage.prompt_tokens
+        self.stats.completion_tokens += usage.completion_tokens
+        if failure is None and parser.result().failed:
+            self.stats.parse_failures += 1
+            log.info("call %d: answer had no entries (%d chars dropped)", call, len(completion.text) if completion else 0)
+        if observed or failure is None:
+            await self._commit_observation(call, partition, observed)
+        if failure is None:
+            self.stats.calls_ok += 1
+            self._consecutive_failures = 0
+            return 0.0
+        return self._after_failure(call, failure)
+
+    def _after_failure(self, call: int, failure: LLMError) -> float:
+        self.stats.calls_failed += 1
+        kind = type(failure).__name__
+        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+        self._consecutive_failures += 1
+        delay = backoff_delay_s(
+            self._consecutive_failures,
+            base_s=self._config.backoff_base_s,
+            max_s=self._config.backoff_max_s,
+            rng=self._rng,
+        )
+        if isinstance(failure, LLMRateLimited) and failure.retry_after_s is not None:
+            delay = max(delay, min(failure.retry_after_s, self._config.max_retry_after_s))
+        log.warning("call %d failed (%s: %s); backing off %.2fs", call, kind, failure, delay)
+        return delay
+
+    async def _accept(self, text: str, partition: str, observed: list[ObservedItem]) -> None:
+        """Resolve one generated item and, if it is new, commit it before anyone sees it."""
+        async with self._lock:
+            try:
+                resolution = self._state.entries.deduplicator.resolve(text)
+            except ValueError:
+                return  # no letters or digits: not an entry
+            self.stats.items += 1
+            if resolution.match is MatchKind.NEW:
+                record = EntryRecord(
+                    id=resolution.entry_id,
+                    text=text,
+                    partition=partition,
+                    origin=self._node,
+                    hlc=self._clock.now(),
+                )
+                for added in await self._store.add([record]):
+                    self._state.apply(added)
+                    self.stats.new_entries += 1
+                self._on_change()
+            observed.append(resolution.observed(text))
+
+    async def _commit_observation(self, call: int, partition: str, observed: list[ObservedItem]) -> None:
+        record = ObservationRecord(
+            node=self._node, call=call, partition=partition, hlc=self._clock.now(), items=tuple(observed)
+        )
+        async with self._lock:
+            for added in await self._store.add([record]):
+                self._state.apply(added)
+        self._on_change()

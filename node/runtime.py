@@ -1,0 +1,172 @@
+"""Run one node: open its store, replay it, produce until done, keep the list file current.
+
+``run_node(config)`` is what ``gossip-node`` calls. It wires the parts — store, state,
+backend, producer, list writer, exhaustion rule — and owns their lifecycle: SIGINT/SIGTERM
+stop the producer at the next safe point, in-flight commits finish, the list file gets its
+last write, and everything closes. A restart on the same data dir resumes where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node.config import NodeConfig
+from node.estimate import SizeEstimate, chao1
+from node.export import ListFileWriter
+from node.hlc import HybridClock
+from node.llm.base import LLMBackend
+from node.llm.openai_backend import OpenAIBackend, OpenAIConfig
+from node.llm.sim.backend import SimulatedBackend
+from node.llm.sim.model import SimulatedModel
+from node.llm.sim.params import SimParams
+from node.llm.sim.universe import load_universe
+from node.producer import Producer
+from node.state import NodeState
+from node.store import Store
+
+__all__ = ["run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate"]
+
+log = logging.getLogger(__name__)
+
+
+def build_backend(config: NodeConfig) -> LLMBackend:
+    """The LLM backend the config names."""
+    llm = config.llm
+    if llm.kind == "sim":
+        params = SimParams().replace(time_scale=llm.time_scale)
+        model = SimulatedModel(load_universe(llm.universe), params, knowledge_seed=llm.rng_seed)
+        return SimulatedBackend(model, seed=llm.rng_seed)
+    return OpenAIBackend(
+        OpenAIConfig(
+            model=llm.model,
+            base_url=llm.base_url,
+            api_key=llm.api_key,
+            request_timeout_s=llm.request_timeout_s,
+            concurrency=config.producer.concurrency,
+        )
+    )
+
+
+def exhaustion_estimate(state: NodeState) -> SizeEstimate:
+    """Chao1 over every generated item seen so far (all partitions, all nodes)."""
+    return chao1(state.samples().values())
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot for the progress display."""
+
+    node: str
+    entries: int  # lines of the list
+    calls: int  # this node's calls started
+    calls_failed: int
+    new_per_call: float  # over this node's calls that completed
+    duplicate_share: float  # generated items that were exact or fuzzy duplicates
+    estimate: SizeEstimate
+    tokens: int
+    done_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRun:
+    """How a run ended."""
+
+    reason: str
+    entries: int
+    calls: int
+
+
+def _progress(state: NodeState, producer: Producer, node: str, reason: str | None) -> Progress:
+    calls = state.calls(node)
+    items = sum(call.items for call in calls)
+    new = sum(call.new for call in calls)
+    stats = producer.stats
+    return Progress(
+        node=node,
+        entries=len(state.entries),
+        calls=stats.calls_started,
+        calls_failed=stats.calls_failed,
+        new_per_call=new / len(calls) if calls else 0.0,
+        duplicate_share=(items - new) / items if items else 0.0,
+        estimate=exhaustion_estimate(state),
+        tokens=stats.prompt_tokens + stats.completion_tokens,
+        done_reason=reason,
+    )
+
+
+async def run_node(
+    config: NodeConfig,
+    *,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+    progress_interval_s: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> NodeRun:
+    """Run until the topic is exhausted (with ``exit_when_done``) or a signal/``stop`` arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+    store = await Store.open(config.data_dir, topic=config.topic, node_name=config.node_name)
+    backend: LLMBackend | None = None
+    writer: ListFileWriter | None = None
+    try:
+        state = NodeState()
+        state.apply_all(await store.load_records())
+        node = store.identity.name
+        log.info(
+            "node %s (incarnation %d) on %s: %d entries from the data dir, topic %r",
+            node, store.identity.incarnation, config.data_dir, len(state.entries), config.topic,
+        )  # fmt: skip
+        backend = build_backend(config)
+        writer = ListFileWriter(state.entries, config.data_dir, debounce_s=config.list_debounce_s)
+        writer.start()
+        writer.changed()
+
+        def exhausted() -> str | None:
+            calls = state.calls()
+            decision = config.stop.decide(exhaustion_estimate(state), [call.new for call in calls])
+            return f"topic exhausted: {decision.reason}" if decision.stop else None
+
+        producer = Producer(
+            config=config.producer,
+            backend=backend,
+            store=store,
+            state=state,
+            clock=HybridClock(),
+            topic=config.topic,
+            should_stop=exhausted,
+            on_change=writer.changed,
+        )
+        reporter = asyncio.create_task(_report(state, producer, node, on_progress, progress_interval_s))
+        try:
+            reason = await producer.run(stop)
+            log.info("producer stopped: %s", reason)
+            if not config.exit_when_done and not stop.is_set():
+                log.info("idle: the list is complete as far as this node can tell; Ctrl-C stops")
+                await stop.wait()
+        finally:
+            reporter.cancel()
+        await writer.flush()
+        on_progress(_progress(state, producer, node, reason))
+        return NodeRun(reason=reason, entries=len(state.entries), calls=producer.stats.calls_started)
+    finally:
+        if writer is not None:
+            await writer.aclose()
+        if backend is not None:
+            await backend.aclose()
+        await store.aclose()
+
+
+async def _report(
+    state: NodeState, producer: Producer, node: str, on_progress: Callable[[Progress], None], interval_s: float
+) -> None:
+    while True:
+        on_progress(_progress(state, producer, node, None))
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,125 @@
+"""A node's in-memory view of the replicated set: the global list and what the calls observed.
+
+Everything here is derived from the records alone (design.md: "everything shown is a pure
+function of the set"), so a node rebuilds it at start by replaying its store, and records
+from peers update it exactly as local ones do. It answers the producer's questions — which
+known entries to put in a prompt, how often each entry has been generated — and feeds the
+exhaustion estimate. ``apply`` must be given each record once (the store says which are new).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from node.global_list import GlobalList
+from node.normalize import EntryId
+from node.records import EntryRecord, MatchKind, ObservationRecord, Record
+
+__all__ = ["NodeState", "CallStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """What one LLM call (an observation record) yielded."""
+
+    node: str
+    partition: str
+    items: int
+    new: int
+    exact: int
+    fuzzy: int
+
+
+class NodeState:
+    """Not thread-safe; lives on the event loop."""
+
+    def __init__(self, entries: GlobalList | None = None) -> None:
+        self.entries = entries if entries is not None else GlobalList()
+        self._generated: Counter[EntryId] = Counter()  # times each entry was generated, all calls
+        self._samples: dict[str, Counter[EntryId]] = defaultdict(Counter)  # partition -> counts
+        self._by_partition: dict[str, list[EntryId]] = defaultdict(list)  # in arrival order
+        self._calls: list[CallStats] = []
+        self._observations = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<NodeState lines={len(self.entries)} entries={self.entries.entry_count} "
+            f"calls={len(self._calls)} partitions={len(self._by_partition)}>"
+        )
+
+    def apply(self, record: Record) -> bool:
+        """Fold one new record in; True if the list changed."""
+        if isinstance(record, EntryRecord):
+            known = self.entries.shown(record.id) is not None
+            changed = self.entries.add(record)
+            if changed and not known:
+                self._by_partition[record.partition].append(record.id)
+            return changed
+        self._apply_observation(record)
+        return False
+
+    def apply_all(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.apply(record)
+
+    def _apply_observation(self, record: ObservationRecord) -> None:
+        samples = self._samples[record.partition]
+        counts = Counter(item.match for item in record.items)
+        for item in record.items:
+            self._generated[item.entry_id] += 1
+            samples[item.entry_id] += 1
+        self._calls.append(
+            CallStats(
+                node=record.node,
+                partition=record.partition,
+                items=len(record.items),
+                new=counts[MatchKind.NEW],
+                exact=counts[MatchKind.EXACT],
+                fuzzy=counts[MatchKind.FUZZY],
+            )
+        )
+
+    # -- questions ------------------------------------------------------------------------
+
+    def generated_count(self, entry: EntryId) -> int:
+        return self._generated[entry]
+
+    def known_for_prompt(self, partition: str, *, by_frequency: bool = True) -> list[str]:
+        """Display texts of the partition's entries, most useful to show the model first.
+
+        By frequency: the entries generated most often first (the model's favourites, which
+        it would otherwise repeat), then the newest. design.md reports this beats recency by
+        up to 40% fewer calls once the list outgrows the prompt. ``by_frequency=False`` gives
+        newest first (for the benchmark's comparison).
+        """
+        ids = self._by_partition.get(partition, [])
+        order = list(range(len(ids)))
+        if by_frequency:
+            order.sort(key=lambda position: (-self._generated[ids[position]], -position))
+        else:
+            order.reverse()
+        texts = []
+        for position in order:
+            record = self.entries.shown(ids[position])
+            if record is not None:
+                texts.append(record.text)
+        return texts
+
+    def samples(self, partition: str | None = None) -> Counter[EntryId]:
+        """How often each entry was generated (in one partition, or overall)."""
+        if partition is not None:
+            return Counter(self._samples.get(partition, Counter()))
+        return Counter(self._generated)
+
+    def partitions(self) -> list[str]:
+        return sorted(set(self._by_partition) | set(self._samples))
+
+    def calls(self, node: str | None = None) -> list[CallStats]:
+        """Stats of every observed call (of one node, or all), in arrival order."""
+        return [call for call in self._calls if node is None or call.node == node]
+
+    @property
+    def observation_count(self) -> int:
+        return len(self._calls)
