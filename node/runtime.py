@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.config import NodeConfig
-from node.estimate import SizeEstimate, chao1
+from node.estimate import SizeEstimate, estimate_topic
 from node.export import ListFileWriter
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend
@@ -52,8 +52,8 @@ def build_backend(config: NodeConfig) -> LLMBackend:
 
 
 def exhaustion_estimate(state: NodeState) -> SizeEstimate:
-    """Chao1 over every generated item seen so far (all partitions, all nodes)."""
-    return chao1(state.samples().values())
+    """The topic's size from every generated item so far: per-partition Chao1, summed."""
+    return estimate_topic(state.sample_stream()).overall
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ exhaustion estimate. ``apply`` must be given each record once (the store says wh
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from node.global_list import GlobalList
@@ -112,6 +112,13 @@ class NodeState:
         if partition is not None:
             return Counter(self._samples.get(partition, Counter()))
         return Counter(self._generated)
+
+    def sample_stream(self) -> Iterator[tuple[str, EntryId]]:
+        """Every generated item as ``(partition, entry_id)``: the estimator's input."""
+        for partition, counts in self._samples.items():
+            for entry, count in counts.items():
+                for _ in range(count):
+                    yield partition, entry
 
     def partitions(self) -> list[str]:
         return sorted(set(self._by_partition) | set(self._samples))

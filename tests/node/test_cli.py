@@ -1,0 +1,137 @@
+"""Real-process tests of ``gossip-node``: crash safety of list.jsonl, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from node.export import LIST_FILENAME
+
+GOSSIP_NODE = str(Path(sys.executable).parent / "gossip-node")
+TOPIC = "cities of Europe"
+
+
+def _start(data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [GOSSIP_NODE, "--topic", TOPIC, "--data-dir", str(data_dir), "--llm", "sim",
+               "--universe", "european-cities", "--sim-time-scale", "0.01", *extra]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_list(path: Path) -> list[dict[str, object]]:
+    """Every line must be a whole JSON object: a half-written line fails the test here."""
+    text = path.read_text(encoding="utf-8")
+    assert text == "" or text.endswith("\n"), "list.jsonl ends mid-line"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _wait_for_entries(path: Path, at_least: int, process: subprocess.Popen[str], timeout_s: float = 60) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout_s
+    snapshots = 0
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        if path.exists():
+            entries = _read_list(path)
+            snapshots += 1
+            if len(entries) >= at_least:
+                return entries
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} entries after {timeout_s}s")
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_listed_entry_and_the_list_only_grows(tmp_path: Path) -> None:
+    """SIGKILL mid-run, three times: every entry listed before a kill is listed after restart."""
+    list_path = tmp_path / LIST_FILENAME
+    seen: dict[str, object] = {}
+    for cycle in range(3):
+        process = _start(tmp_path, "--rng-seed", str(cycle))
+        try:
+            entries = _wait_for_entries(list_path, len(seen) + 40, process)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+        ids = [entry["id"] for entry in entries]
+        assert len(set(ids)) == len(ids), "an entry appears twice"
+        assert set(seen) <= set(ids), "an entry listed before the kill is gone"
+        seen = {str(entry["id"]): entry for entry in entries}
+    # A final one-shot run on the same dir resumes and exits 0 with everything still there.
+    final = subprocess.run(
+        [GOSSIP_NODE, "--topic", TOPIC, "--data-dir", str(tmp_path), "--universe", "european-cities",
+         "--sim-time-scale", "0", "--max-calls", "3", "--exit-when-done"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert final.returncode == 0, final.stderr
+    final_ids = [entry["id"] for entry in _read_list(list_path)]
+    assert set(seen) <= set(final_ids) and len(set(final_ids)) == len(final_ids)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_the_list_written(tmp_path: Path) -> None:
+    """SIGTERM ends the node with exit 0 and a final list write."""
+    process = _start(tmp_path)
+    _wait_for_entries(tmp_path / LIST_FILENAME, 20, process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "stopped" in output
+    assert len(_read_list(tmp_path / LIST_FILENAME)) >= 20
+
+
+@pytest.mark.slow
+def test_second_node_on_one_data_dir_and_another_topic_are_refused(tmp_path: Path) -> None:
+    """A locked data dir and a topic mismatch exit 3 with a clear message, changing nothing."""
+    process = _start(tmp_path)
+    try:
+        _wait_for_entries(tmp_path / LIST_FILENAME, 1, process)
+        second = subprocess.run([GOSSIP_NODE, "--topic", TOPIC, "--data-dir", str(tmp_path)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert second.returncode == 3 and "in use" in second.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    other = subprocess.run([GOSSIP_NODE, "--topic", "rivers", "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert other.returncode == 3 and "holds topic 'cities of Europe'" in other.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--topic", "x", "--concurrency", "0"], "--concurrency"),
+        (["--topic", "x", "--universe", "atlantis"], "atlantis"),
+        (["--topic", "x", "--max-calls", "-2"], "--max-calls"),
+        (["--data-dir", "d"], "--topic"),
+        (["--topic", "   "], "--topic must be non-empty"),
+    ],
+)
+def test_bad_options_exit_2_with_a_clear_message(args: list[str], message: str, tmp_path: Path) -> None:
+    """Bad CLI options are refused before anything starts."""
+    result = subprocess.run([GOSSIP_NODE, *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_config_file_and_env_follow_cli_precedence(tmp_path: Path) -> None:
+    """CLI beats SWARMLIST_* env, which beats --config FILE.toml, which beats defaults."""
+    config = tmp_path / "node.toml"
+    config.write_text('topic = "from file"\nconcurrency = 3\nitems-per-call = 7\n', encoding="utf-8")
+    env = {**os.environ, "SWARMLIST_CONCURRENCY": "5"}
+    result = subprocess.run(
+        [GOSSIP_NODE, "--config", str(config), "--items-per-call", "9", "--print-config"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "topic='from file'" in result.stdout
+    assert "concurrency=5" in result.stdout and "items_per_call=9" in result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("colour = 'blue'\n", encoding="utf-8")
+    refused = subprocess.run([GOSSIP_NODE, "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "unknown option(s) colour" in refused.stderr
