@@ -185,7 +185,7 @@ class Producer:
         self.stats.completion_tokens += usage.completion_tokens
         if failure is None and parser.result().failed:
             self.stats.parse_failures += 1
-            log.info("call %d: answer had no entries (%d chars dropped)", call, len(completion.text) if completion else 0)
+            log.info("call %d: no entries in the answer (%d characters)", call, len(completion.text) if completion else 0)
         if observed or failure is None:
             await self._commit_observation(call, partition, observed)
         if failure is None:
