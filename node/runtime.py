@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.config import NodeConfig
-from node.estimate import SizeEstimate, estimate_topic
+from node.estimate import SizeEstimate, StopRule, estimate_topic
 from node.export import ListFileWriter
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend
@@ -28,7 +28,7 @@ from node.producer import Producer
 from node.state import NodeState
 from node.store import Store
 
-__all__ = ["run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate"]
+__all__ = ["run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "exhaustion_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,12 @@ def build_backend(config: NodeConfig) -> LLMBackend:
 def exhaustion_estimate(state: NodeState) -> SizeEstimate:
     """The topic's size from every generated item so far: per-partition Chao1, summed."""
     return estimate_topic(state.sample_stream()).overall
+
+
+def exhaustion_reason(state: NodeState, rule: StopRule) -> str | None:
+    """Why the topic counts as exhausted now, or None to go on (``rule`` over the state)."""
+    decision = rule.decide(exhaustion_estimate(state), [call.new for call in state.calls()])
+    return f"topic exhausted: {decision.reason}" if decision.stop else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +135,6 @@ async def run_node(
         writer.start()
         writer.changed()
 
-        def exhausted() -> str | None:
-            calls = state.calls()
-            decision = config.stop.decide(exhaustion_estimate(state), [call.new for call in calls])
-            return f"topic exhausted: {decision.reason}" if decision.stop else None
-
         producer = Producer(
             config=config.producer,
             backend=backend,
@@ -141,7 +142,7 @@ async def run_node(
             state=state,
             clock=HybridClock(),
             topic=config.topic,
-            should_stop=exhausted,
+            should_stop=lambda: exhaustion_reason(state, config.stop),
             on_change=writer.changed,
         )
         reporter = asyncio.create_task(_report(state, producer, node, on_progress, progress_interval_s))
