@@ -22,13 +22,14 @@ from node.config import LLMSettings, NodeConfig
 from node.errors import ConfigError, NodeError
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
-from node.runtime import Progress, run_node
+from node.runtime import CannotListen, Progress, run_node
 
-__all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "EXIT_DATA_DIR"]
+__all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "EXIT_DATA_DIR", "EXIT_CANNOT_LISTEN"]
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # bad options or config file (click's own usage errors use 2 too)
 EXIT_DATA_DIR = 3  # the data dir is locked, of another topic, corrupt or newer
+EXIT_CANNOT_LISTEN = 4  # the node's port is taken or not bindable
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -97,6 +98,8 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--topic", required=True, help="What to enumerate, e.g. 'cities of Europe'.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
               help="State (SQLite) and list.jsonl.")  # fmt: skip
+@click.option("--host", default="127.0.0.1", help="Address to bind the node's port (gossip, API, page).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7070, help="The node's one port (0 = any free port).")
 @click.option("--name", "node_name", default=None, help="Node name (default: stored one, or <host>-<hex>).")
 @click.option("--llm", type=click.Choice(["sim", "openai"]), default="sim", help="LLM backend.")
 @click.option("--universe", type=click.Choice(available_universes()), default="countries",
@@ -128,6 +131,9 @@ def main(**options: Any) -> None:
     console = Console(stderr=True)
     try:
         sys.exit(_run(config, console))
+    except CannotListen as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(EXIT_CANNOT_LISTEN)
     except NodeError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(EXIT_DATA_DIR)
@@ -139,6 +145,8 @@ def _build_config(options: dict[str, Any]) -> NodeConfig:
         topic=options["topic"],
         data_dir=options["data_dir"],
         node_name=options["node_name"],
+        host=options["host"],
+        port=options["port"],
         llm=LLMSettings(
             kind=options["llm"],
             universe=options["universe"],
@@ -166,13 +174,23 @@ def _configure_logging(level: str, log_format: str) -> None:
 
 
 def _run(config: NodeConfig, console: Console) -> int:
+    def listening(url: str) -> None:
+        console.print(f"node API: {url}api/entries  (members: {url}api/members, health: {url}healthz)")
+
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
-            result = asyncio.run(run_node(config, on_progress=lambda p: live.update(_progress_table(p))))
+            result = asyncio.run(
+                run_node(config, on_progress=lambda p: live.update(_progress_table(p)), on_listening=listening)
+            )
     else:
         log = logging.getLogger("gossip-node")
         result = asyncio.run(
-            run_node(config, on_progress=lambda p: log.info("%s", _progress_line(p)), progress_interval_s=5.0)
+            run_node(
+                config,
+                on_progress=lambda p: log.info("%s", _progress_line(p)),
+                progress_interval_s=5.0,
+                on_listening=listening,
+            )
         )
     console.print(f"stopped: {result.reason}; {result.entries} entries in {config.data_dir / 'list.jsonl'}")
     return EXIT_OK

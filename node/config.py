@@ -46,6 +46,8 @@ class NodeConfig:
     llm: LLMSettings = field(default_factory=LLMSettings)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted
+    host: str = "127.0.0.1"  # address the node's port binds (gossip, API, page)
+    port: int = 7070  # the node's one port; 0 = any free port
     exit_when_done: bool = False  # exit 0 once exhausted or out of budget (else stay up, idle)
     list_debounce_s: float = 1.0  # list.jsonl is rewritten at most this often
 
@@ -54,5 +56,7 @@ class NodeConfig:
             raise ConfigError("--topic must be non-empty")
         if len(self.topic) > 500:
             raise ConfigError("--topic must be at most 500 characters")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be within 0..65535, got {self.port}")
         if self.list_debounce_s < 0:
             raise ConfigError("list_debounce_s must be >= 0")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from node.config import NodeConfig
+from node.errors import NodeError
 from node.estimate import SizeEstimate, StopRule, estimate_topic
 from node.export import ListFileWriter
 from node.hlc import HybridClock
@@ -27,8 +31,11 @@ from node.llm.sim.universe import load_universe
 from node.producer import Producer
 from node.state import NodeState
 from node.store import Store
+from node.view import StateView
+from webui.app import add_routes
+from webui.view import MemberView
 
-__all__ = ["run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "exhaustion_reason"]
+__all__ = ["CannotListen", "run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "exhaustion_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +117,7 @@ async def run_node(
     on_progress: Callable[[Progress], None] = lambda progress: None,
     progress_interval_s: float = 1.0,
     stop: asyncio.Event | None = None,
+    on_listening: Callable[[str], None] = lambda url: None,
 ) -> NodeRun:
     """Run until the topic is exhausted (with ``exit_when_done``) or a signal/``stop`` arrives."""
     stop = stop or asyncio.Event()
@@ -145,6 +153,15 @@ async def run_node(
             should_stop=lambda: exhaustion_reason(state, config.stop),
             on_change=writer.changed,
         )
+        view = StateView(
+            state,
+            node_name=node,
+            topic=config.topic,
+            members=lambda: [MemberView(node, f"{config.host}:{bound_port}", "alive", store.identity.incarnation, time.time())],
+            metrics=lambda: _metrics(_progress(state, producer, node, None)),
+        )
+        runner, bound_port = await _serve(config, view)
+        on_listening(f"http://{_url_host(config.host)}:{bound_port}/")
         reporter = asyncio.create_task(_report(state, producer, node, on_progress, progress_interval_s))
         try:
             reason = await producer.run(stop)
@@ -154,6 +171,7 @@ async def run_node(
                 await stop.wait()
         finally:
             reporter.cancel()
+            await runner.cleanup()
         await writer.flush()
         on_progress(_progress(state, producer, node, reason))
         return NodeRun(reason=reason, entries=len(state.entries), calls=producer.stats.calls_started)
@@ -163,6 +181,47 @@ async def run_node(
         if backend is not None:
             await backend.aclose()
         await store.aclose()
+
+
+class CannotListen(NodeError):
+    """The node's port could not be bound."""
+
+
+async def _serve(config: NodeConfig, view: StateView) -> tuple[web.AppRunner, int]:
+    """Serve the node's routes on its one port; returns the runner and the bound port."""
+    app = web.Application(client_max_size=1024 * 1024)
+    add_routes(app, view)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CannotListen(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
+    port = runner.addresses[0][1] if runner.addresses else config.port
+    log.info("serving the API on http://%s:%d/api/entries", _url_host(config.host), port)
+    return runner, int(port)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _metrics(progress: Progress) -> dict[str, object]:
+    estimate = progress.estimate
+    return {
+        "node": progress.node,
+        "entries": progress.entries,
+        "calls": progress.calls,
+        "calls_failed": progress.calls_failed,
+        "new_per_call": progress.new_per_call,
+        "duplicate_share": progress.duplicate_share,
+        "tokens": progress.tokens,
+        "estimate": {"total": estimate.estimate, "low": estimate.low,
+                     "high": estimate.high if estimate.high != float("inf") else None,
+                     "remaining": estimate.remaining, "coverage": estimate.coverage},  # fmt: skip
+        "stopped": progress.done_reason,
+    }
 
 
 async def _report(

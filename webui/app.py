@@ -136,7 +136,8 @@ def add_routes(app: web.Application, view: NodeView) -> None:
         ("/healthz", _health),
     ):
         resource = app.router.add_resource(path)
-        resource.add_route("GET", handler)  # GET also answers HEAD
+        resource.add_route("GET", handler)
+        resource.add_route("HEAD", handler)
         resource.add_route("*", _method_not_allowed)
 
 

@@ -21,6 +21,7 @@ def _config(data_dir: Path, **producer: int) -> NodeConfig:
         producer=ProducerConfig(**producer),
         exit_when_done=True,
         list_debounce_s=0.0,
+        port=0,
     )
 
 
