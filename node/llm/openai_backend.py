@@ -5,7 +5,9 @@ silent retries and a 600 s read timeout): the client is built with ``max_retries
 attempt is bounded by explicit timeouts, failures are retried with capped exponential backoff
 and full jitter (``node.llm.retry``), a 429's Retry-After is honoured, calls in flight are
 bounded by a semaphore, and every vendor exception is translated at this boundary into the
-``node.errors.LLMError`` tree.
+``node.errors.LLMError`` tree (``node.llm.openai_errors``). Its configuration lives in
+``node.llm.openai_config``, its streamed answers in ``node.llm.openai_stream``; the names
+callers use are re-exported here.
 
 Two optional request parameters are dropped, once and for the life of the backend, when an
 endpoint answers 400 naming them: ``response_format`` (json_mode) and ``stream_options``
@@ -18,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import (
@@ -29,10 +30,8 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Final, Self, TypeVar
-from urllib.parse import urlsplit
 
 import openai
 from openai import AsyncOpenAI, AsyncStream, omit
@@ -43,17 +42,17 @@ from openai.types.chat import (
 )
 
 from node.errors import (
-    ConfigError,
     LLMBadResponse,
     LLMConnectionError,
     LLMError,
-    LLMRateLimited,
     LLMRequestError,
-    LLMServerError,
     LLMTimeout,
 )
 from node.llm.base import ChatMessage, Completion, Usage
-from node.llm.retry import RetryPolicy, parse_retry_after_s, retry_delay_s
+from node.llm.openai_config import OPENAI_DEFAULT_BASE_URL, OpenAIConfig, resolve_api_key
+from node.llm.openai_errors import error_detail, rejected_option, translate_error
+from node.llm.openai_stream import OpenAICompletionStream, StreamProgress
+from node.llm.retry import retry_delay_s
 
 __all__ = [
     "OPENAI_DEFAULT_BASE_URL",
@@ -65,110 +64,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OPENAI_DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 # The client refuses to start without some key; local servers ignore the header anyway.
 _PLACEHOLDER_API_KEY: Final = "no-key-required"
 # The usual rough figure for English text; only used when the endpoint reports no usage.
 _CHARS_PER_TOKEN: Final = 4
-# Vendor error messages can carry whole request bodies; keep log lines and errors readable.
-_MAX_DETAIL_CHARS: Final = 300
 
 _RESPONSE_FORMAT: Final = "response_format"
 _STREAM_OPTIONS: Final = "stream_options"
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, kw_only=True)
-class OpenAIConfig:
-    """Where the endpoint is and how patiently to call it."""
-
-    model: str  # the model name the endpoint knows, e.g. "gpt-4o-mini"
-    base_url: str | None = None  # endpoint root including /v1; None = OpenAI's own API
-    api_key: str | None = None  # None = OPENAI_API_KEY; optional for local servers; never shown
-    # One attempt's wall time (a stream's: until its headers). Lower notices a hung server
-    # sooner; too low cuts off long answers.
-    request_timeout_s: float = 60.0
-    connect_timeout_s: float = 5.0  # TCP/TLS connect bound, so a dead host fails fast
-    stream_idle_timeout_s: float = 30.0  # longest silence between stream chunks before "hung"
-    # Tries per call, the first included: more rides out longer outages, reports them later.
-    max_attempts: int = 4
-    backoff_base_s: float = 0.5  # first backoff ceiling (full jitter), doubled per failure
-    backoff_max_s: float = 20.0  # the backoff ceiling stops growing here
-    max_retry_after_s: float = 60.0  # a 429's Retry-After is honoured up to this long
-    # Calls in flight at once: more throughput, but more 429s from a rate-limited endpoint.
-    concurrency: int = 4
-    # json_mode sends response_format=json_object; False for endpoints that mishandle it.
-    send_response_format: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.model.strip():
-            raise ConfigError("model must be a non-empty model name (--llm-model)")
-        if self.base_url is not None:
-            parts = urlsplit(self.base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(
-                    f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, "
-                    f"got {self.base_url!r}"
-                )
-        for name in ("request_timeout_s", "connect_timeout_s", "stream_idle_timeout_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number of seconds, got {value}")
-        if self.connect_timeout_s > self.request_timeout_s:
-            raise ConfigError(
-                f"connect_timeout_s ({self.connect_timeout_s}) must not exceed "
-                f"request_timeout_s ({self.request_timeout_s}), which includes the connect"
-            )
-        if self.concurrency < 1:
-            raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
-        _ = self.retry_policy  # builds a RetryPolicy, which validates the retry fields
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-            max_retry_after_s=self.max_retry_after_s,
-        )
-
-    def __repr__(self) -> str:
-        shown = []
-        for config_field in fields(self):
-            value = getattr(self, config_field.name)
-            if config_field.name == "api_key" and value is not None:
-                value = "***"
-            shown.append(f"{config_field.name}={value!r}")
-        return f"OpenAIConfig({', '.join(shown)})"
-
-
-def resolve_api_key(
-    explicit: str | None, *, base_url: str | None, env: Mapping[str, str] | None = None
-) -> str | None:
-    """The key to send: ``explicit``, else ``OPENAI_API_KEY``, else ``None``.
-
-    ``None`` is fine for a local OpenAI-compatible server; for OpenAI's own API it is a
-    ``ConfigError`` now rather than a 401 on the first call.
-    """
-    if explicit:
-        return explicit
-    from_env = (os.environ if env is None else env).get("OPENAI_API_KEY")
-    if from_env:
-        return from_env
-    if _is_openai_api(base_url):
-        raise ConfigError(
-            "the OpenAI API needs a key: pass --llm-api-key / --llm-api-key-file or set "
-            "OPENAI_API_KEY (a local --llm-base-url needs none)"
-        )
-    return None
-
-
-def _is_openai_api(base_url: str | None) -> bool:
-    if base_url is None:
-        return True
-    hostname = urlsplit(base_url).hostname or ""
-    return hostname == "openai.com" or hostname.endswith(".openai.com")
 
 
 class OpenAIBackend:
@@ -331,7 +235,7 @@ class OpenAIBackend:
             attempt = 0
             while True:
                 attempt += 1
-                progress = _StreamProgress()
+                progress = StreamProgress()
                 try:
                     # aclosing: if the caller stops early, the attempt's response closes now,
                     # not whenever the garbage collector finalizes the inner generator.
@@ -393,7 +297,7 @@ class OpenAIBackend:
         *,
         max_tokens: int | None,
         json_mode: bool,
-        progress: _StreamProgress,
+        progress: StreamProgress,
     ) -> AsyncGenerator[str, None]:
         async def send(options: frozenset[str]) -> AsyncStream[ChatCompletionChunk]:
             return await self._client.chat.completions.create(
@@ -422,9 +326,9 @@ class OpenAIBackend:
                         f"stream idle for stream_idle_timeout_s={idle_timeout_s} s"
                     ) from exc
                 except openai.OpenAIError as exc:
-                    raise _translate(exc) from exc
+                    raise translate_error(exc) from exc
                 except ValueError as exc:  # a chunk that is not JSON
-                    raise LLMBadResponse(f"unreadable stream chunk: {_detail(exc)}") from exc
+                    raise LLMBadResponse(f"unreadable stream chunk: {error_detail(exc)}") from exc
                 delta = progress.absorb(chunk)
                 if delta:
                     yield delta
@@ -450,18 +354,18 @@ class OpenAIBackend:
                 async with asyncio.timeout(self._config.request_timeout_s):
                     return await send(options)
             except openai.BadRequestError as exc:
-                rejected = _rejected_option(exc, options)
+                rejected = rejected_option(exc, options)
                 if rejected is None:
-                    raise _translate(exc) from exc
+                    raise translate_error(exc) from exc
                 self._mark_unsupported(rejected, exc)
             except openai.OpenAIError as exc:
-                raise _translate(exc) from exc
+                raise translate_error(exc) from exc
             except TimeoutError as exc:
                 raise LLMTimeout(
                     f"no answer within request_timeout_s={self._config.request_timeout_s} s"
                 ) from exc
             except ValueError as exc:  # a 2xx whose JSON body does not parse
-                raise LLMBadResponse(f"unreadable response body: {_detail(exc)}") from exc
+                raise LLMBadResponse(f"unreadable response body: {error_detail(exc)}") from exc
 
     def _mark_unsupported(self, option: str, exc: openai.BadRequestError) -> None:
         if option in self._unsupported_options:
@@ -471,7 +375,7 @@ class OpenAIBackend:
             "%s: the endpoint rejected %s (%s); no longer sending it",
             self.name,
             option,
-            _detail(exc),
+            error_detail(exc),
         )
 
     # --- answers ----------------------------------------------------------------------------
@@ -524,134 +428,6 @@ class OpenAIBackend:
         )
 
 
-class OpenAICompletionStream:
-    """A streamed answer: ``async for delta in stream`` yields text deltas in order.
-
-    Failures raise ``LLMError`` from the iteration. Before the first delta, failures are
-    retried transparently under the backend's policy; after it they are raised at once,
-    because a retry would repeat (differently) text the caller already consumed. A stream
-    cut mid-way — the connection closed, or the body ended without a ``finish_reason`` —
-    raises ``LLMConnectionError``; a stream with no chunk for ``stream_idle_timeout_s``
-    raises ``LLMTimeout``. ``completion`` is set once the stream ends normally.
-
-    The stream holds one of the backend's concurrency slots until it ends: iterate it to
-    the end, or use ``async with`` (or ``aclose()``) when stopping early.
-    """
-
-    def __init__(
-        self, start: Callable[[Callable[[Completion], None]], AsyncGenerator[str, None]]
-    ) -> None:
-        self._start = start
-        self._deltas: AsyncGenerator[str, None] | None = None
-        self._completion: Completion | None = None
-
-    @property
-    def completion(self) -> Completion | None:
-        return self._completion
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if self._deltas is not None:
-            raise RuntimeError("a completion stream can be iterated only once")
-        self._deltas = self._start(self._finish)
-        return self._deltas
-
-    def _finish(self, completion: Completion) -> None:
-        self._completion = completion
-
-    async def aclose(self) -> None:
-        """Stop the stream early and release its connection and slot; safe to call twice."""
-        if self._deltas is not None:
-            await self._deltas.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        state = "done" if self._completion else ("started" if self._deltas is not None else "new")
-        return f"<OpenAICompletionStream {state}>"
-
-
-class _StreamProgress:
-    """What one streaming attempt has received so far."""
-
-    __slots__ = ("finish_reason", "model", "parts", "usage")
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.finish_reason: str | None = None
-        self.usage: object = None
-        self.model = ""
-
-    def absorb(self, chunk: object) -> str:
-        """Record one chunk; return its text for the first choice ("" if none)."""
-        if not isinstance(chunk, ChatCompletionChunk):
-            raise LLMBadResponse(f"expected a chat completion chunk, got {type(chunk).__name__}")
-        choices = getattr(chunk, "choices", None)
-        if not isinstance(choices, list):
-            raise LLMBadResponse("a stream chunk has no choices list")
-        if getattr(chunk, "usage", None) is not None:
-            self.usage = chunk.usage  # the include_usage chunk: empty choices, whole-call usage
-        model = getattr(chunk, "model", None)
-        if isinstance(model, str) and model:
-            self.model = model
-        text = ""
-        for choice in choices:
-            if getattr(choice, "index", 0) != 0:
-                continue
-            content = getattr(getattr(choice, "delta", None), "content", None)
-            if isinstance(content, str):
-                text += content
-            finish_reason = getattr(choice, "finish_reason", None)
-            if isinstance(finish_reason, str):
-                self.finish_reason = finish_reason
-        if text:
-            self.parts.append(text)
-        return text
-
-
-def _translate(exc: openai.OpenAIError) -> LLMError:
-    """The ``LLMError`` for a vendor exception (the caller raises it ``from exc``)."""
-    if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError, its base
-        return LLMTimeout(f"the request timed out: {_detail(exc)}")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = f" ({exc.__cause__!r})" if exc.__cause__ is not None else ""
-        return LLMConnectionError(f"cannot reach the endpoint: {_detail(exc)}{cause}")
-    if isinstance(exc, openai.RateLimitError):
-        return LLMRateLimited(
-            f"rate limited (429): {_detail(exc)}",
-            retry_after_s=parse_retry_after_s(exc.response.headers),
-        )
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status >= 500:
-            return LLMServerError(f"server error ({status}): {_detail(exc)}", status=status)
-        if status == 408:
-            return LLMTimeout(f"the endpoint timed out the request (408): {_detail(exc)}")
-        return LLMRequestError(f"request refused ({status}): {_detail(exc)}", status=status)
-    if isinstance(exc, openai.APIResponseValidationError):
-        return LLMBadResponse(f"response failed validation: {_detail(exc)}")
-    if isinstance(exc, openai.APIError):  # an error event inside a 200 stream
-        return LLMServerError(f"the endpoint reported an error: {_detail(exc)}")
-    return LLMBadResponse(f"{type(exc).__name__}: {_detail(exc)}")
-
-
-def _rejected_option(exc: openai.BadRequestError, options: frozenset[str]) -> str | None:
-    """The optional parameter a 400 complains about, if it names one we sent."""
-    text = str(exc)
-    for option in sorted(options):
-        if exc.param == option or option in text:
-            return option
-    return None
-
-
 def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
     if message.role == "system":
         return {"role": "system", "content": message.content}
@@ -662,10 +438,3 @@ def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
 
 def _estimate_tokens(chars: int) -> int:
     return math.ceil(chars / _CHARS_PER_TOKEN)
-
-
-def _detail(exc: BaseException) -> str:
-    text = str(exc)
-    if len(text) > _MAX_DETAIL_CHARS:
-        return text[: _MAX_DETAIL_CHARS - 3] + "..."
-    return text
