@@ -51,6 +51,12 @@ async def run_sim_server(config: SimServerConfig, console: Console) -> None:
     """Serve until SIGINT/SIGTERM."""
     params = SimParams().replace(time_scale=config.time_scale)
     model = SimulatedModel(load_universe(config.universe), params, knowledge_seed=config.seed)
+    # Handlers first: a supervisor that stops the server as soon as it printed its URL must
+    # get a clean shutdown, not the default SIGTERM death.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_sim_app(model, seed=config.seed), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -61,14 +67,12 @@ async def run_sim_server(config: SimServerConfig, console: Console) -> None:
         raise CannotListen(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
     port = runner.addresses[0][1] if runner.addresses else config.port
     console.print(params_table(params, f"simulated LLM parameters (seed {config.seed})"))
+    # soft_wrap: the URL line stays one line on a narrow or non-terminal output.
     console.print(
         f"sim-llm: {model!r}\nserving OpenAI-compatible API on [bold]http://{config.host}:{port}/v1[/bold] "
-        f"(model id sim-{config.universe}); Ctrl-C stops"
+        f"(model id sim-{config.universe}); Ctrl-C stops",
+        soft_wrap=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

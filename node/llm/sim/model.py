@@ -34,7 +34,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from node.llm.base import ChatMessage, Usage
-from node.llm.sim.params import SimParams
+from node.llm.sim.params import SimParams, solve_popularity_alpha
 from node.llm.sim.reading import SimRequest, TaskKind, read_request
 from node.llm.sim.scope import Scope, initial_of, resolve_scope
 from node.llm.sim.universe import Universe
@@ -43,10 +43,16 @@ from node.normalize import normal_form
 __all__ = ["Fault", "SimAnswer", "SimulatedModel"]
 
 _MAX_REDRAWS = 12
-# Rejection sampling of the obedience model: enough draws that the cap (almost) never binds,
-# so the answer follows p(i) ∝ w_i·(1 - p_obey·[i is visible-known]) exactly.
+# Rejection sampling of the obedience model: p(i) ∝ w_i·(1 - p_obey·[i is visible-known]).
+# Past this many draws (the unseen items left hold a tiny share of the weight) it draws
+# from those weights directly, so the answer follows them exactly either way.
 _MAX_OBEDIENCE_DRAWS = 400
 _TOKEN_CHARS = 4
+# obey_half_list at or past this is infinite for any list a context holds: with obey_max 1
+# (the ideal() preset) the model is perfectly obedient. Taken as exact because popularity
+# weights span ~13 orders of magnitude: a 1e-11 chance of disobeying still lets Australia
+# outweigh Pitcairn when only the tail is left.
+_PERFECT_HALF_LIST = 1e9
 
 
 class Fault(StrEnum):
@@ -78,6 +84,7 @@ class _Pool:
 
     indices: tuple[int, ...]
     cumulative: tuple[float, ...]
+    members: frozenset[int]
 
     @property
     def total(self) -> float:
@@ -101,7 +108,17 @@ class SimulatedModel:
             for item in items
         )
         self._real_nfs = frozenset(itertools.chain.from_iterable(self._all_nfs))
-        self._weights = tuple(max(item.popularity, 1.0) ** params.popularity_alpha for item in items)
+        self._indices_by_nf: dict[str, list[int]] = {}
+        for index, names in enumerate(self._all_nfs):
+            for name_nf in names:
+                self._indices_by_nf.setdefault(name_nf, []).append(index)
+        popularities = [item.popularity for item in items]
+        self._alpha = (
+            params.popularity_alpha
+            if params.popularity_alpha is not None
+            else solve_popularity_alpha(popularities, params.target_distinct_in_10)
+        )
+        self._weights = tuple(max(popularity, 1.0) ** self._alpha for popularity in popularities)
         self._known_to_model = self._knowledge_mask(knowledge_seed)
         self._group_paths = sorted(
             {item.path[:depth] for item in items for depth in range(1, len(item.path) + 1)}
@@ -110,7 +127,10 @@ class SimulatedModel:
 
     def __repr__(self) -> str:
         known = sum(self._known_to_model)
-        return f"<SimulatedModel {self._universe.name} items={len(self._names_nf)} known={known} params={self._params.version}>"
+        return (
+            f"<SimulatedModel {self._universe.name} items={len(self._names_nf)} known={known} "
+            f"alpha={self._alpha:g} params={self._params.version}>"
+        )
 
     @property
     def universe(self) -> Universe:
@@ -120,9 +140,18 @@ class SimulatedModel:
     def params(self) -> SimParams:
         return self._params
 
+    @property
+    def popularity_alpha(self) -> float:
+        """The popularity exponent in force (solved for this universe unless overridden)."""
+        return self._alpha
+
     def known_share(self) -> float:
         """Share of the universe the model can ever produce (its long-tail recall ceiling)."""
         return sum(self._known_to_model) / max(1, len(self._known_to_model))
+
+    def known_items(self) -> frozenset[int]:
+        """Indices of the universe items the model can produce (ground truth for measuring)."""
+        return frozenset(index for index, known in enumerate(self._known_to_model) if known)
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -149,15 +178,25 @@ class SimulatedModel:
             if self._known_to_model[index] and scope.admits(item.path, self._names_nf[index])
         ]
         cumulative = list(itertools.accumulate(self._weights[index] for index in indices))
-        return _Pool(tuple(indices), tuple(cumulative))
+        return _Pool(tuple(indices), tuple(cumulative), frozenset(indices))
 
     # -- answering --------------------------------------------------------------------------
 
-    def respond(self, messages: Sequence[ChatMessage], rng: random.Random) -> SimAnswer:
-        """Answer ``messages`` as the model would, drawing every random choice from ``rng``."""
+    def respond(
+        self,
+        messages: Sequence[ChatMessage],
+        rng: random.Random,
+        *,
+        fault_rng: random.Random | None = None,
+    ) -> SimAnswer:
+        """Answer ``messages`` as the model would, drawing every random choice from ``rng``.
+
+        ``fault_rng``, when given, draws the call's fault instead: a client's ``seed`` fixes
+        the answer, not whether the transport fails (a retry must be able to succeed).
+        """
         request = read_request(messages)
         params = self._params
-        fault = self._draw_fault(rng)
+        fault = self._draw_fault(rng if fault_rng is None else fault_rng)
         if fault in (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.HANG):
             usage = Usage(prompt_tokens=request.prompt_chars // _TOKEN_CHARS, completion_tokens=0)
             return SimAnswer("", fault, "error", usage, 0.0, request)
@@ -200,57 +239,92 @@ class SimulatedModel:
         return _render_items(names, request, self._item_description, rng, self._params)
 
     def enumerate_items(self, request: SimRequest, rng: random.Random) -> list[str]:
-        """The item names an enumeration answer contains, in order (before formatting)."""
+        """The item names an enumeration answer contains, in order (before formatting).
+
+        Once no item the model knows in the part is left unseen (all on the visible known
+        list or already in this answer), it has run dry: it invents at
+        ``invented_rate_exhausted``; otherwise a perfectly obedient model (``ideal()``) stops,
+        as the prompt asks, and any other repeats a known item it has not yet given.
+        """
         params = self._params
         scope = self.scope_of(request)
         pool = self._pool(scope)
         visible = request.known[: params.context_known_limit]
-        visible_nfs = {normal_form(entry) for entry in visible}
-        p_obey = params.obey_max / (1 + len(visible) / params.obey_half_list)
+        visible_known = {
+            index
+            for entry in visible
+            for index in self._indices_by_nf.get(normal_form(entry), ())
+            if index in pool.members
+        }
+        obedient = params.obey_max >= 1.0 and params.obey_half_list >= _PERFECT_HALF_LIST
+        p_obey = 1.0 if obedient else params.obey_max / (1 + len(visible) / params.obey_half_list)
         low, high = 1 - params.count_jitter, 1 + params.count_jitter
         target = max(1, round(request.count * rng.uniform(low, high)))
-        chosen: list[int] = []
+        unseen_left = len(pool.indices) - len(visible_known)
+        chosen: set[int] = set()
         names: list[str] = []
         for _ in range(target):
             roll = rng.random()
-            if roll < params.invented_rate or pool.total == 0:
+            if roll < params.invented_rate:
                 names.append(self._invent(scope, rng))
                 continue
+            index: int | None = None
             if roll < params.invented_rate + params.stray_rate:
                 index = self._stray(scope, rng)
+            if index is None and unseen_left > 0:
+                index = self._draw_obeying(pool, visible_known, chosen, p_obey, rng)
+            elif index is None:  # run dry
+                if rng.random() < params.invented_rate_exhausted:
+                    names.append(self._invent(scope, rng))
+                    continue
+                if obedient:
+                    break
+                index = self._draw_repeat(pool, chosen, rng)
                 if index is None:
-                    index = pool.draw(rng)
-            else:
-                index = self._draw_obeying(pool, visible_nfs, chosen, p_obey, rng)
-                if index is None:
-                    if rng.random() < params.invented_rate_exhausted:
-                        names.append(self._invent(scope, rng))
-                        continue
-                    index = pool.draw(rng)  # gives up and repeats a known item
-            chosen.append(index)
+                    break
+            if index in pool.members and index not in visible_known and index not in chosen:
+                unseen_left -= 1
+            chosen.add(index)
             names.append(self._surface(index, rng))
         return names
 
     def _draw_obeying(
         self,
         pool: _Pool,
-        visible_nfs: set[str],
-        chosen: list[int],
+        visible_known: set[int],
+        chosen: set[int],
         p_obey: float,
         rng: random.Random,
-    ) -> int | None:
-        """Draw an item, redrawing known ones (with probability p_obey) and ones already given.
+    ) -> int:
+        """Draw an item not yet given, redrawing visible-known ones with probability p_obey.
 
-        None when every draw hit a known or already-given item: the model has run dry here.
+        The caller ensures an unseen item is left, so the exact fallback has weight to draw.
         """
         for _ in range(_MAX_OBEDIENCE_DRAWS):
             index = pool.draw(rng)
             if index in chosen:
                 continue
-            if self._all_nfs[index] & visible_nfs and rng.random() < p_obey:
+            if index in visible_known and rng.random() < p_obey:
                 continue
             return index
-        return None
+        weights = [
+            0.0 if index in chosen else self._weights[index] * (1 - p_obey if index in visible_known else 1.0)
+            for index in pool.indices
+        ]
+        return rng.choices(pool.indices, weights)[0]
+
+    def _draw_repeat(self, pool: _Pool, chosen: set[int], rng: random.Random) -> int | None:
+        """A known item by popularity, not one already in this answer; None if none is left."""
+        if not pool.indices:
+            return None
+        for _ in range(_MAX_REDRAWS):
+            index = pool.draw(rng)
+            if index not in chosen:
+                return index
+        left = [index for index in pool.indices if index not in chosen]
+        if not left:
+            return None
+        return rng.choices(left, [self._weights[index] for index in left])[0]
 
     def _stray(self, scope: Scope, rng: random.Random) -> int | None:
         """An item from outside the scope but under its parent (a neighbouring category)."""
@@ -270,18 +344,24 @@ class SimulatedModel:
         """The name as the model writes it: usually the main name, sometimes a variant."""
         item = self._universe.items[index]
         roll = rng.random()
-        if roll < self._params.alternate_name_rate and item.alternate_names:
-            return rng.choice(item.alternate_names)
+        if roll < self._params.alternate_name_rate:
+            # An item without another name is written plainly: the variant rate below must
+            # not absorb the alternate-name rate for it.
+            return rng.choice(item.alternate_names) if item.alternate_names else item.name
         if roll < self._params.alternate_name_rate + self._params.surface_variant_rate:
             return _surface_variant(item.name, rng)
         return item.name
 
     def _invent(self, scope: Scope, rng: random.Random) -> str:
-        """A plausible name that is not in the universe: halves of two real names joined."""
+        """A plausible name that is not in the universe: halves of two real names joined.
+
+        The halves come from names drawn uniformly, not by popularity, so an invention is
+        rarely the same twice (hallucinations rarely repeat: the SelfCheckGPT observation).
+        """
         pool = self._pool(scope) if self._pool(scope).total else self._pool(Scope())
         for _ in range(_MAX_REDRAWS):
-            first = self._universe.items[pool.draw(rng)].name
-            second = self._universe.items[pool.draw(rng)].name
+            first = self._universe.items[rng.choice(pool.indices)].name
+            second = self._universe.items[rng.choice(pool.indices)].name
             invented = _splice(first, second, rng)
             if normal_form(invented) not in self._real_nfs and len(invented) >= 3:
                 return invented
@@ -360,7 +440,7 @@ def _render_items(
     """Format the items the way a model might: usually the JSON asked for, sometimes not."""
     style = rng.choices(range(5), weights=params.format_weights)[0]
     what = request.topic or "items"
-    if style == 0:
+    if style == 0 or not names:  # with nothing left, the empty list the prompt asks for
         return json.dumps({"entries": names}, ensure_ascii=False)
     if style == 1:
         body = json.dumps(names, ensure_ascii=False, indent=2)
@@ -371,8 +451,6 @@ def _render_items(
     if style == 3:
         lines = "\n".join(f"- **{name}** – {describe(name)}" for name in names)
         return f"{lines}\n"
-    if not names:
-        return "I could not think of any more."
     if len(names) == 1:
         return f"One more is {names[0]}."
     return f"Some more {what} include {', '.join(names[:-1])}, and {names[-1]}."

@@ -11,13 +11,14 @@ own with its cited reason, and reruns every benchmark. Never tune them to flatte
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from node.errors import ConfigError
 
-__all__ = ["SimParams", "PARAMS_VERSION"]
+__all__ = ["SimParams", "PARAMS_VERSION", "expected_distinct", "solve_popularity_alpha"]
 
-PARAMS_VERSION = "2026-11-25.1"
+PARAMS_VERSION = "2026-11-25.2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,11 +26,13 @@ class SimParams:
     """How the simulated model behaves. Probabilities are per generated item unless noted."""
 
     version: str = PARAMS_VERSION
-    # Popularity bias: an item is drawn with weight popularity**alpha. 1.8 makes 10 one-item
-    # samples of "a country" give 3.7 distinct answers in expectation, inside the NoveltyBench
-    # range (arXiv 2504.05228: 2.8-3.9 distinct in 10 for frontier models); the profile
-    # script measures it over HTTP.
-    popularity_alpha: float = 1.8
+    # Popularity bias: an item is drawn with weight popularity**alpha. The published figure is
+    # the diversity, not alpha: NoveltyBench (arXiv 2504.05228) finds 2.8-3.9 functionally
+    # distinct answers in 10 samples for frontier models. So alpha is solved per universe
+    # (popularity curves differ: countries vs cities) to give target_distinct_in_10 one-item
+    # answers of the whole topic; set popularity_alpha to override the solved value.
+    target_distinct_in_10: float = 3.5
+    popularity_alpha: float | None = None
     # Long-tail recall: the model knows an item with probability falling from 1 (head) to
     # tail_recall (least popular); items it doesn't know are never generated. Shape from
     # arXiv 2602.14080 / 2405.02732 (recall drops sharply in the long tail); value assumed.
@@ -90,8 +93,11 @@ class SimParams:
         )  # fmt: skip
         if fault_total > 1.0:
             raise ConfigError(f"sim fault rates add up to {fault_total:.3f} > 1")
-        if self.popularity_alpha < 0 or self.obey_half_list <= 0 or self.context_known_limit < 0:
+        if (self.popularity_alpha is not None and self.popularity_alpha < 0) or self.obey_half_list <= 0 \
+                or self.context_known_limit < 0:  # fmt: skip
             raise ConfigError("sim popularity_alpha, obey_half_list, context_known_limit must be >= 0")
+        if not 1.0 <= self.target_distinct_in_10 <= 10.0:
+            raise ConfigError(f"sim target_distinct_in_10 must be within [1, 10], got {self.target_distinct_in_10}")
         if self.time_scale < 0 or self.tokens_per_s <= 0 or self.first_token_s < 0:
             raise ConfigError("sim latency parameters must be non-negative (tokens_per_s > 0)")
         if len(self.format_weights) != 5 or min(self.format_weights) < 0 or sum(self.format_weights) <= 0:
@@ -123,3 +129,27 @@ class SimParams:
     def describe(self) -> dict[str, object]:
         """Every parameter by name, for printing beside a result."""
         return dataclasses.asdict(self)
+
+
+def expected_distinct(popularities: Sequence[float], alpha: float, samples: int = 10) -> float:
+    """Expected number of distinct items in ``samples`` draws with weight popularity**alpha."""
+    weights = [max(p, 1.0) ** alpha for p in popularities]
+    total = sum(weights)
+    return float(sum(1.0 - (1.0 - w / total) ** samples for w in weights))
+
+
+def solve_popularity_alpha(popularities: Sequence[float], target_distinct_in_10: float) -> float:
+    """The alpha at which 10 draws give ``target_distinct_in_10`` distinct items (bisection).
+
+    Expected distinctness falls monotonically as alpha grows (draws concentrate on the top).
+    """
+    low, high = 0.0, 8.0
+    if expected_distinct(popularities, high) > target_distinct_in_10:
+        return high
+    for _ in range(40):
+        middle = (low + high) / 2
+        if expected_distinct(popularities, middle) > target_distinct_in_10:
+            low = middle
+        else:
+            high = middle
+    return float(round((low + high) / 2, 3))

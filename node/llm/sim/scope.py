@@ -58,11 +58,16 @@ def letter_range_label(label: str) -> frozenset[str] | None:
     return None
 
 
+_NARROWER_GROUP = 140.0  # the label is a word-run of the group's name: "Macedonia", "North Macedonia"
+
+
 def _label_score(label_nf: str, group_nf: str) -> float:
     if label_nf == group_nf:
         return 200.0
-    if re.search(rf"\b{re.escape(group_nf)}\b", label_nf) or re.search(rf"\b{re.escape(label_nf)}\b", group_nf):
+    if re.search(rf"\b{re.escape(group_nf)}\b", label_nf):
         return 150.0 + len(group_nf) / 100  # longer containment wins: "Western Europe" over "Europe"
+    if re.search(rf"\b{re.escape(label_nf)}\b", group_nf):
+        return _NARROWER_GROUP
     return fuzz.ratio(label_nf, group_nf)
 
 
@@ -71,10 +76,14 @@ def _best_group(label: str, candidates: Iterable[tuple[str, ...]]) -> tuple[str,
     if not label_nf:
         return None
     best: tuple[float, tuple[str, ...]] | None = None
+    narrower = 0
     for path in candidates:
         score = _label_score(label_nf, normal_form(path[-1]))
+        narrower += score == _NARROWER_GROUP
         if score >= _FUZZY_MIN and (best is None or score > best[0] or (score == best[0] and path < best[1])):
             best = (score, path)
+    if best is not None and best[0] == _NARROWER_GROUP and narrower > 1:
+        return None  # "Europe" is in every European subregion's name: it names none of them
     return best[1] if best else None
 
 

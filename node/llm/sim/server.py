@@ -6,8 +6,9 @@ out as a real endpoint shows them: 429 with ``Retry-After``, 500, a response tha
 an answer cut with ``finish_reason: "length"``, garbled text. Bad requests get a 400 with an
 OpenAI-style error body and change nothing; the server keeps serving.
 
-Randomness: a request that carries ``seed`` draws from (server seed, request seed, messages);
-otherwise request *n* draws from (server seed, n). Either way a seed reproduces the answers.
+Randomness: a request that carries ``seed`` draws its answer from (server seed, request seed,
+messages); otherwise request *n* draws from (server seed, n). Either way a seed reproduces the
+answers. Faults always follow the request number, so a retried seeded request can succeed.
 """
 
 from __future__ import annotations
@@ -102,19 +103,25 @@ def create_sim_app(
     model_id = f"sim-{model.universe.name}"
 
     def draw(messages: list[ChatMessage], request_seed: int | None) -> SimAnswer:
-        if request_seed is None:
-            rng = random.Random(f"{seed}:{state['requests']}")
-        else:
-            digest = hashlib.blake2b(repr([(m.role, m.content) for m in messages]).encode(), digest_size=8)
-            rng = random.Random(f"{seed}:{request_seed}:{digest.hexdigest()}")
+        by_order = random.Random(f"{seed}:{state['requests']}")
         state["requests"] += 1
-        return model.respond(messages, rng)
+        if request_seed is None:
+            return model.respond(messages, by_order)
+        digest = hashlib.blake2b(repr([(m.role, m.content) for m in messages]).encode(), digest_size=8)
+        seeded = random.Random(f"{seed}:{request_seed}:{digest.hexdigest()}")
+        # Faults still follow the request order: a seeded request that drew a 429 would
+        # otherwise draw it again on every retry, for ever.
+        return model.respond(messages, seeded, fault_rng=by_order)
 
     async def chat_completions(request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _error(400, f"request body is not valid JSON: {exc}")
+        except LookupError as exc:  # Content-Type names a charset Python does not know
+            return _error(400, f"request body has an unknown charset: {exc}")
+        except RecursionError:
+            return _error(400, "request body is not valid JSON: nested too deeply")
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body over {MAX_REQUEST_BYTES} bytes")
         try:
@@ -182,7 +189,9 @@ def create_sim_app(
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
                 **extra,
             }
-            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+            # ASCII escapes: a lone surrogate from the prompt (valid in JSON, "\ud800") cannot be
+            # encoded to UTF-8 and would cut the stream mid-answer.
+            return f"data: {json.dumps(payload)}\n\n".encode()
 
         await asyncio.sleep(params.first_token_s * params.time_scale)
         pieces = stream_pieces(answer.text)
