@@ -13,8 +13,15 @@ SWIM runs over request/response (HTTP POST on real networks): a ``Ping`` is answ
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, TypeVar
+
+import msgpack
+
+from gossip.errors import DecodeError, ProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -36,6 +43,16 @@ __all__ = [
     "Payloads",
     "Message",
     "Envelope",
+    "NONCE_BYTES",
+    "MAC_BYTES",
+    "Frame",
+    "message_type",
+    "encode_message",
+    "decode_message",
+    "encode_frame",
+    "decode_frame",
+    "encode_envelope",
+    "decode_envelope",
 ]
 
 PROTOCOL_VERSION = 1
@@ -46,6 +63,8 @@ MAX_NAME_CHARS = 128
 MAX_ADDRESS_CHARS = 300  # host:port, IPv6 in brackets included
 MAX_PAYLOADS_PER_MESSAGE = 2048  # opaque records of the layers above (dissemination, anti-entropy)
 MAX_PAYLOAD_BYTES = 64 * 1024
+NONCE_BYTES = 16  # random per message; with the timestamp, what replay protection remembers
+MAC_BYTES = 32  # HMAC-SHA256; an envelope of a keyless (open) cluster carries an empty MAC
 
 
 class MessageType(IntEnum):
@@ -137,3 +156,374 @@ class Envelope:
     timestamp_ms: int  # sender's wall clock, for replay protection
     nonce: bytes  # 16 random bytes, for replay protection
     message: Message
+
+
+# --- encoding ------------------------------------------------------------------------------
+#
+# On the wire an envelope is a *frame*, one msgpack array:
+#
+#     [version, cluster, sender, sender_address, timestamp_ms, nonce, type, body, mac]
+#
+# ``body`` is the message itself, packed on its own as a positional array (bytes inside the
+# frame), so the MAC is checked before a single byte of an unauthenticated body is parsed.
+# The MAC covers ``Frame.signed_bytes()``: the same array without ``mac``, packed canonically
+# (msgpack's shortest encodings, which is what msgpack-python emits).
+#
+# Bodies, by type (MemberUpdate = [name, address, incarnation, state, source]):
+#     PING       [seq, target, [update...]]
+#     ACK        [seq, [update...]]
+#     NACK       [seq]
+#     PING_REQ   [seq, target, target_address, [update...]]
+#     PUSH_PULL  [[update...], join]
+#     PAYLOADS   [channel, [bytes...]]
+
+_UINT64_MAX = 2**64 - 1
+_INT64_MAX = 2**63 - 1
+_FRAME_FIELDS = 9
+_E = TypeVar("_E", bound=IntEnum)
+_T = TypeVar("_T")
+
+
+def _make_describe() -> Callable[[object], str]:
+    shortened = reprlib.Repr()  # error messages quote hostile values: keep them short
+    shortened.maxstring = shortened.maxother = 40
+    shortened.maxlist = 4
+    shortened.maxlevel = 2
+    return shortened.repr
+
+
+_describe = _make_describe()
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """An envelope as it crosses the wire: header, message type, packed body and MAC."""
+
+    version: int
+    cluster: str
+    sender: str
+    sender_address: str
+    timestamp_ms: int
+    nonce: bytes
+    type: MessageType
+    body: bytes  # the message, packed by ``encode_message``
+    mac: bytes = b""  # HMAC-SHA256 of ``signed_bytes()``; empty in a keyless cluster
+
+    def signed_bytes(self) -> bytes:
+        """The canonical bytes the MAC covers: every field of the frame but the MAC."""
+        return _pack(self._header() + [self.body])
+
+    def _header(self) -> list[Any]:
+        return [self.version, self.cluster, self.sender, self.sender_address, self.timestamp_ms,
+                self.nonce, int(self.type)]  # fmt: skip
+
+
+def message_type(message: Message) -> MessageType:
+    """The ``MessageType`` of a message object (``TypeError`` for anything else)."""
+    kind = _TYPE_OF.get(type(message))
+    if kind is None:
+        raise TypeError(f"not a gossip message: {type(message).__name__}")
+    return kind
+
+
+def encode_message(message: Message) -> bytes:
+    """A message's body bytes; raises ``ProtocolError`` if it breaks a limit or a type."""
+    kind = message_type(message)
+    try:
+        raw = _UNPARSERS[kind](message)
+    except (AttributeError, TypeError) as exc:  # e.g. something else where MemberUpdates belong
+        raise ProtocolError(f"cannot encode {kind.name}: {exc}") from exc
+    _PARSERS[kind](raw)  # one source of truth: a sender learns at once what every peer would refuse
+    body = _pack(raw)
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"{kind.name} body is {len(body)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
+    return body
+
+
+def decode_message(kind: MessageType, body: bytes) -> Message:
+    """The message of type ``kind`` in ``body``; raises only ``DecodeError``/``ProtocolError``."""
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"{kind.name} body is {len(body)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
+    raw = _unpack(body, f"{kind.name} body")
+    return _guarded(lambda: _PARSERS[kind](raw), f"{kind.name} body")
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """A frame's wire bytes; raises ``ProtocolError`` if a header field breaks a limit."""
+    raw = frame._header() + [frame.body, frame.mac]
+    _parse_frame(raw)
+    data = _pack(raw)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"envelope is {len(data)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
+    return data
+
+
+def decode_frame(data: bytes) -> Frame:
+    """The frame in ``data`` (body not parsed, MAC not checked); raises only ``DecodeError``/``ProtocolError``."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"envelope is {len(data)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
+    raw = _unpack(data, "envelope")
+    return _guarded(lambda: _parse_frame(raw), "envelope")
+
+
+def encode_envelope(envelope: Envelope, *, mac: bytes = b"") -> bytes:
+    """An envelope's wire bytes (``gossip.auth.Wire.seal`` adds the MAC; this does not compute one)."""
+    return encode_frame(_frame_of(envelope, mac))
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """The envelope in ``data``, fully validated but NOT authenticated (``Wire.open`` does that)."""
+    frame = decode_frame(data)
+    return Envelope(
+        version=frame.version,
+        cluster=frame.cluster,
+        sender=frame.sender,
+        sender_address=frame.sender_address,
+        timestamp_ms=frame.timestamp_ms,
+        nonce=frame.nonce,
+        message=decode_message(frame.type, frame.body),
+    )
+
+
+def _frame_of(envelope: Envelope, mac: bytes) -> Frame:
+    return Frame(
+        version=envelope.version,
+        cluster=envelope.cluster,
+        sender=envelope.sender,
+        sender_address=envelope.sender_address,
+        timestamp_ms=envelope.timestamp_ms,
+        nonce=envelope.nonce,
+        type=message_type(envelope.message),
+        body=encode_message(envelope.message),
+        mac=mac,
+    )
+
+
+def _pack(raw: object) -> bytes:
+    try:
+        return msgpack.packb(raw, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:  # e.g. a str with lone surrogates
+        raise ProtocolError(f"cannot encode: {exc}") from exc
+
+
+def _unpack(data: bytes, what: str) -> object:
+    if type(data) is not bytes:
+        raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises ValueError subclasses, UnicodeDecodeError, TypeError…
+        raise DecodeError(f"{what}: not msgpack ({type(exc).__name__}: {exc})") from exc
+
+
+def _guarded(parse: Callable[[], _T], what: str) -> _T:
+    # The parsers below raise only ProtocolError by construction; this net makes sure a bug in
+    # them can never turn hostile bytes into an unexpected exception (a crash path).
+    try:
+        return parse()
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"{what}: malformed ({type(exc).__name__}: {exc})") from exc
+
+
+# --- validation of raw (unpacked) values ----------------------------------------------------
+
+
+def _int(value: object, what: str, *, maximum: int = _UINT64_MAX) -> int:
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise DecodeError(f"{what}: expected an integer in [0, {maximum}], got {_describe(value)}")
+    return value
+
+
+def _str(value: object, what: str, *, max_chars: int, allow_empty: bool = True) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"{what}: expected a string, got {_describe(value)}")
+    if len(value) > max_chars:
+        raise ProtocolError(f"{what}: {len(value)} characters, over the limit of {max_chars}")
+    if not value and not allow_empty:
+        raise ProtocolError(f"{what}: must not be empty")
+    return value
+
+
+def _bytes(value: object, what: str, *, max_bytes: int) -> bytes:
+    if type(value) is not bytes:
+        raise DecodeError(f"{what}: expected bytes, got {_describe(value)}")
+    if len(value) > max_bytes:
+        raise ProtocolError(f"{what}: {len(value)} bytes, over the limit of {max_bytes}")
+    return value
+
+
+def _bool(value: object, what: str) -> bool:
+    if type(value) is not bool:
+        raise DecodeError(f"{what}: expected a boolean, got {_describe(value)}")
+    return value
+
+
+def _array(value: object, what: str, *, length: int | None = None, max_items: int | None = None) -> list[Any]:
+    if type(value) is not list:
+        raise DecodeError(f"{what}: expected an array, got {_describe(value)}")
+    if length is not None and len(value) != length:
+        raise DecodeError(f"{what}: expected {length} fields, got {len(value)}")
+    if max_items is not None and len(value) > max_items:
+        raise ProtocolError(f"{what}: {len(value)} items, over the limit of {max_items}")
+    return value
+
+
+def _enum(enum: type[_E], value: object, what: str) -> _E:
+    number = _int(value, what)
+    try:
+        return enum(number)
+    except ValueError:
+        raise ProtocolError(f"{what}: unknown {enum.__name__} {number}") from None
+
+
+def _parse_frame(raw: object) -> Frame:
+    fields = _array(raw, "envelope")
+    if not fields:
+        raise DecodeError("envelope: empty array")
+    # The version comes first and is checked first: another version may lay out the rest differently.
+    version = _int(fields[0], "envelope version")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version} is not supported (this node speaks version {PROTOCOL_VERSION})")
+    _array(fields, "envelope", length=_FRAME_FIELDS)
+    kind_number = _int(fields[6], "envelope message type")
+    try:
+        kind = MessageType(kind_number)
+    except ValueError:
+        raise ProtocolError(f"unknown message type {kind_number} (protocol version {PROTOCOL_VERSION})") from None
+    nonce = _bytes(fields[5], "envelope nonce", max_bytes=NONCE_BYTES)
+    if len(nonce) != NONCE_BYTES:
+        raise ProtocolError(f"envelope nonce: {len(nonce)} bytes, expected {NONCE_BYTES}")
+    mac = _bytes(fields[8], "envelope MAC", max_bytes=MAC_BYTES)
+    if len(mac) not in (0, MAC_BYTES):
+        raise ProtocolError(f"envelope MAC: {len(mac)} bytes, expected 0 or {MAC_BYTES}")
+    return Frame(
+        version=version,
+        cluster=_str(fields[1], "envelope cluster", max_chars=MAX_NAME_CHARS, allow_empty=False),
+        sender=_str(fields[2], "envelope sender", max_chars=MAX_NAME_CHARS, allow_empty=False),
+        sender_address=_str(fields[3], "envelope sender address", max_chars=MAX_ADDRESS_CHARS, allow_empty=False),
+        timestamp_ms=_int(fields[4], "envelope timestamp", maximum=_INT64_MAX),
+        nonce=nonce,
+        type=kind,
+        body=_bytes(fields[7], "envelope body", max_bytes=MAX_MESSAGE_BYTES),
+        mac=mac,
+    )
+
+
+def _parse_update(raw: object) -> MemberUpdate:
+    fields = _array(raw, "member update", length=5)
+    return MemberUpdate(
+        name=_str(fields[0], "member name", max_chars=MAX_NAME_CHARS, allow_empty=False),
+        address=_str(fields[1], "member address", max_chars=MAX_ADDRESS_CHARS, allow_empty=False),
+        incarnation=_int(fields[2], "member incarnation"),
+        state=_enum(MemberState, fields[3], "member state"),
+        source=_str(fields[4], "member update source", max_chars=MAX_NAME_CHARS),
+    )
+
+
+def _parse_updates(raw: object, *, max_items: int = MAX_UPDATES_PER_MESSAGE) -> tuple[MemberUpdate, ...]:
+    return tuple(_parse_update(item) for item in _array(raw, "member updates", max_items=max_items))
+
+
+def _unparse_update(update: MemberUpdate) -> list[Any]:
+    return [update.name, update.address, update.incarnation, _int_of(update.state), update.source]
+
+
+def _unparse_updates(updates: tuple[MemberUpdate, ...]) -> list[Any]:
+    return [_unparse_update(update) for update in updates]
+
+
+def _int_of(value: object) -> object:
+    # IntEnum members pack as ints; anything else is left for the parser to refuse by name.
+    return int(value) if isinstance(value, IntEnum) else value
+
+
+def _parse_ping(raw: object) -> Ping:
+    fields = _array(raw, "PING", length=3)
+    return Ping(seq=_int(fields[0], "PING seq"), target=_str(fields[1], "PING target", max_chars=MAX_NAME_CHARS),
+                updates=_parse_updates(fields[2]))  # fmt: skip
+
+
+def _parse_ack(raw: object) -> Ack:
+    fields = _array(raw, "ACK", length=2)
+    return Ack(seq=_int(fields[0], "ACK seq"), updates=_parse_updates(fields[1]))
+
+
+def _parse_nack(raw: object) -> Nack:
+    fields = _array(raw, "NACK", length=1)
+    return Nack(seq=_int(fields[0], "NACK seq"))
+
+
+def _parse_ping_req(raw: object) -> PingReq:
+    fields = _array(raw, "PING_REQ", length=4)
+    return PingReq(
+        seq=_int(fields[0], "PING_REQ seq"),
+        target=_str(fields[1], "PING_REQ target", max_chars=MAX_NAME_CHARS),
+        target_address=_str(fields[2], "PING_REQ target address", max_chars=MAX_ADDRESS_CHARS, allow_empty=False),
+        updates=_parse_updates(fields[3]),
+    )
+
+
+def _parse_push_pull(raw: object) -> PushPull:
+    fields = _array(raw, "PUSH_PULL", length=2)
+    return PushPull(members=_parse_updates(fields[0], max_items=MAX_MEMBERS_PER_PUSH_PULL),
+                    join=_bool(fields[1], "PUSH_PULL join"))  # fmt: skip
+
+
+def _parse_payloads(raw: object) -> Payloads:
+    fields = _array(raw, "PAYLOADS", length=2)
+    items = _array(fields[1], "PAYLOADS items", max_items=MAX_PAYLOADS_PER_MESSAGE)
+    return Payloads(
+        channel=_str(fields[0], "PAYLOADS channel", max_chars=MAX_NAME_CHARS, allow_empty=False),
+        items=tuple(_bytes(item, "PAYLOADS item", max_bytes=MAX_PAYLOAD_BYTES) for item in items),
+    )
+
+
+def _unparse_ping(message: Any) -> list[Any]:
+    return [message.seq, message.target, _unparse_updates(message.updates)]
+
+
+def _unparse_ack(message: Any) -> list[Any]:
+    return [message.seq, _unparse_updates(message.updates)]
+
+
+def _unparse_nack(message: Any) -> list[Any]:
+    return [message.seq]
+
+
+def _unparse_ping_req(message: Any) -> list[Any]:
+    return [message.seq, message.target, message.target_address, _unparse_updates(message.updates)]
+
+
+def _unparse_push_pull(message: Any) -> list[Any]:
+    return [_unparse_updates(message.members), message.join]
+
+
+def _unparse_payloads(message: Any) -> list[Any]:
+    return [message.channel, list(message.items)]
+
+
+_TYPE_OF: dict[type, MessageType] = {
+    Ping: MessageType.PING,
+    Ack: MessageType.ACK,
+    Nack: MessageType.NACK,
+    PingReq: MessageType.PING_REQ,
+    PushPull: MessageType.PUSH_PULL,
+    Payloads: MessageType.PAYLOADS,
+}
+_PARSERS: dict[MessageType, Callable[[object], Message]] = {
+    MessageType.PING: _parse_ping,
+    MessageType.ACK: _parse_ack,
+    MessageType.NACK: _parse_nack,
+    MessageType.PING_REQ: _parse_ping_req,
+    MessageType.PUSH_PULL: _parse_push_pull,
+    MessageType.PAYLOADS: _parse_payloads,
+}
+_UNPARSERS: dict[MessageType, Callable[[Any], list[Any]]] = {
+    MessageType.PING: _unparse_ping,
+    MessageType.ACK: _unparse_ack,
+    MessageType.NACK: _unparse_nack,
+    MessageType.PING_REQ: _unparse_ping_req,
+    MessageType.PUSH_PULL: _unparse_push_pull,
+    MessageType.PAYLOADS: _unparse_payloads,
+}
