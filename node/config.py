@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,18 @@ class LLMSettings:
             raise ConfigError(f"sim time scale must be >= 0, got {self.time_scale}")
 
 
+MIN_CLUSTER_KEY_BYTES = 16
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeConfig:
     """Everything one node needs to run."""
@@ -48,6 +61,10 @@ class NodeConfig:
     stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted
     host: str = "127.0.0.1"  # address the node's port binds (gossip, API, page)
     port: int = 7070  # the node's one port; 0 = any free port
+    advertise: str | None = None  # host:port peers should use (default: the bound address)
+    seeds: tuple[str, ...] = ()  # host:port of members to join through; none = start a cluster
+    cluster_key: bytes | None = field(default=None, repr=False)  # HMAC secret; None = open cluster
+    gossip_profile: Literal["lan", "local"] = "lan"  # memberlist's LAN timings, or 5x quicker for loopback
     exit_when_done: bool = False  # exit 0 once exhausted or out of budget (else stay up, idle)
     list_debounce_s: float = 1.0  # list.jsonl is rewritten at most this often
 
@@ -58,5 +75,16 @@ class NodeConfig:
             raise ConfigError("--topic must be at most 500 characters")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be within 0..65535, got {self.port}")
+        if self.cluster_key is not None and len(self.cluster_key) < MIN_CLUSTER_KEY_BYTES:
+            raise ConfigError(f"the cluster key must be at least {MIN_CLUSTER_KEY_BYTES} bytes")
+        if self.cluster_key is None and not _is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to bind {self.host} without a cluster key: anyone who can reach it could "
+                "join the cluster. Pass --cluster-key-file (or SWARMLIST_CLUSTER_KEY), or bind 127.0.0.1"
+            )
+        for seed in self.seeds:
+            host, _, port = seed.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"--seed must be host:port, got {seed!r}")
         if self.list_debounce_s < 0:
             raise ConfigError("list_debounce_s must be >= 0")

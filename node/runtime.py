@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from node.config import NodeConfig
-from node.errors import NodeError
+from gossip.config import GossipConfig
+from node.cluster import ClusterMember
 from node.estimate import SizeEstimate, StopRule, estimate_topic
 from node.export import ListFileWriter
 from node.hlc import HybridClock
@@ -30,10 +28,10 @@ from node.llm.sim.params import SimParams
 from node.llm.sim.universe import load_universe
 from node.producer import Producer
 from node.state import NodeState
+from node.server import CannotListen, NodeServer
 from node.store import Store
 from node.view import StateView
 from webui.app import add_routes
-from webui.view import MemberView
 
 __all__ = ["CannotListen", "run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "exhaustion_reason"]
 
@@ -153,16 +151,41 @@ async def run_node(
             should_stop=lambda: exhaustion_reason(state, config.stop),
             on_change=writer.changed,
         )
+        server = NodeServer.bind(config.host, config.port)
+        cluster = ClusterMember(
+            server=server,
+            name=node,
+            topic=config.topic,
+            incarnation=store.identity.incarnation,
+            key=config.cluster_key,
+            advertise=config.advertise,
+            seeds=config.seeds,
+            config=GossipConfig.local() if config.gossip_profile == "local" else GossipConfig.lan(),
+        )
+        if config.cluster_key is None:
+            log.warning(
+                "OPEN CLUSTER: no cluster key, so gossip is unauthenticated; bound to %s only. "
+                "Pass --cluster-key-file to authenticate members.", config.host,
+            )  # fmt: skip
         view = StateView(
             state,
             node_name=node,
             topic=config.topic,
-            members=lambda: [MemberView(node, f"{config.host}:{bound_port}", "alive", store.identity.incarnation, time.time())],
-            metrics=lambda: _metrics(_progress(state, producer, node, None)),
+            members=cluster.members,
+            metrics=lambda: {**_metrics(_progress(state, producer, node, None)),
+                             "membership": cluster.membership.metrics()},  # fmt: skip
         )
-        runner, bound_port = await _serve(config, view)
-        on_listening(f"http://{_url_host(config.host)}:{bound_port}/")
-        reporter = asyncio.create_task(_report(state, producer, node, on_progress, progress_interval_s))
+        add_routes(server.app, view)
+        await server.start()
+        await cluster.start()
+        log.info(
+            "node %s serving %s as %s in cluster %s%s", node, server.url, cluster.membership.address,
+            cluster.cluster, f", joining via {', '.join(config.seeds)}" if config.seeds else " (new cluster)",
+        )  # fmt: skip
+        on_listening(server.url)
+        reporter = asyncio.create_task(
+            _report(state, producer, node, on_progress, progress_interval_s, store, cluster)
+        )
         try:
             reason = await producer.run(stop)
             log.info("producer stopped: %s", reason)
@@ -171,7 +194,10 @@ async def run_node(
                 await stop.wait()
         finally:
             reporter.cancel()
-            await runner.cleanup()
+            await cluster.leave(timeout_s=2.0)
+            await store.save_incarnation(cluster.membership.incarnation)
+            await cluster.aclose()
+            await server.aclose()
         await writer.flush()
         on_progress(_progress(state, producer, node, reason))
         return NodeRun(reason=reason, entries=len(state.entries), calls=producer.stats.calls_started)
@@ -181,30 +207,6 @@ async def run_node(
         if backend is not None:
             await backend.aclose()
         await store.aclose()
-
-
-class CannotListen(NodeError):
-    """The node's port could not be bound."""
-
-
-async def _serve(config: NodeConfig, view: StateView) -> tuple[web.AppRunner, int]:
-    """Serve the node's routes on its one port; returns the runner and the bound port."""
-    app = web.Application(client_max_size=1024 * 1024)
-    add_routes(app, view)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, config.host, config.port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise CannotListen(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
-    port = runner.addresses[0][1] if runner.addresses else config.port
-    log.info("serving the API on http://%s:%d/api/entries", _url_host(config.host), port)
-    return runner, int(port)
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
 
 
 def _metrics(progress: Progress) -> dict[str, object]:
@@ -225,8 +227,19 @@ def _metrics(progress: Progress) -> dict[str, object]:
 
 
 async def _report(
-    state: NodeState, producer: Producer, node: str, on_progress: Callable[[Progress], None], interval_s: float
+    state: NodeState,
+    producer: Producer,
+    node: str,
+    on_progress: Callable[[Progress], None],
+    interval_s: float,
+    store: Store,
+    cluster: ClusterMember,
 ) -> None:
+    saved_incarnation = cluster.membership.incarnation
     while True:
         on_progress(_progress(state, producer, node, None))
+        incarnation = cluster.membership.incarnation
+        if incarnation != saved_incarnation:  # a refutation raised it: a restart must start above it
+            await store.save_incarnation(incarnation)
+            saved_incarnation = incarnation
         await asyncio.sleep(interval_s)

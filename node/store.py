@@ -266,6 +266,20 @@ class Store:
 
         return await self._run(read)
 
+    async def save_incarnation(self, incarnation: int) -> None:
+        """Remember an incarnation the node reached while running (refutations raise it), so the
+        next start begins above it: a restarted node must outrank rumours of its old self."""
+
+        def write() -> None:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'incarnation' AND CAST(value AS INTEGER) < ?",
+                    (str(incarnation), incarnation),
+                )
+
+        await self._run(write)
+
     async def count(self) -> int:
         return await self._run(lambda: int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]))
 

@@ -1,0 +1,118 @@
+"""The node's place in the gossip cluster: cluster id, authenticated transport, membership.
+
+The cluster id is derived from the topic's normal form, so nodes enumerating one topic form
+one cluster and a node of another topic is refused at join with a message naming both ids.
+With a cluster key every message is HMAC-authenticated (gossip.auth); without one the cluster
+is open, which the node says loudly (and ``NodeConfig`` refuses to bind beyond loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+
+from gossip.auth import Wire
+from gossip.config import GossipConfig
+from gossip.errors import JoinError
+from gossip.http_transport import AiohttpTransport
+from gossip.membership import MemberInfo, Membership, MembershipDelegate
+from gossip.messages import Message
+from gossip.transport import Sender
+from node.normalize import normal_form
+from node.server import NodeServer
+from webui.view import MemberView
+
+__all__ = ["cluster_id", "ClusterMember"]
+
+log = logging.getLogger(__name__)
+
+
+def cluster_id(topic: str) -> str:
+    """``swarmlist-<16 hex>`` from the topic's normal form ("Museums in Paris" = "museums in paris")."""
+    digest = hashlib.blake2b(normal_form(topic).encode("utf-8"), digest_size=8).hexdigest()
+    return f"swarmlist-{digest}"
+
+
+class _LoggingDelegate:
+    """Membership changes as log lines (the operator's view until the page shows them)."""
+
+    def on_join(self, member: MemberInfo) -> None:
+        log.info("member %s joined (%s, incarnation %d)", member.name, member.address, member.incarnation)
+
+    def on_leave(self, member: MemberInfo) -> None:
+        log.warning("member %s is %s (%s)", member.name, member.state_name, member.address)
+
+    def on_update(self, member: MemberInfo) -> None:
+        log.info("member %s is %s (incarnation %d)", member.name, member.state_name, member.incarnation)
+
+
+class ClusterMember:
+    """Wires a node into the cluster on its ``NodeServer``; ``start`` → ``leave`` → ``aclose``."""
+
+    def __init__(
+        self,
+        *,
+        server: NodeServer,
+        name: str,
+        topic: str,
+        incarnation: int,
+        key: bytes | None,
+        advertise: str | None,
+        seeds: Sequence[str],
+        config: GossipConfig,
+        delegate: MembershipDelegate | None = None,
+    ) -> None:
+        address = advertise or server.address
+        self.cluster = cluster_id(topic)
+        self._wire = Wire(self.cluster, key=key, name=name, address=address)
+        self._transport = AiohttpTransport(self._wire, host="", port=server.port, advertise=address)
+        self._transport.add_routes(server.app)
+        self.membership = Membership(
+            name, self._transport, config, incarnation=incarnation, rng=random.Random(),
+            delegate=delegate or _LoggingDelegate(),
+        )  # fmt: skip
+        self._seeds = list(seeds)
+        self._join_task: asyncio.Task[None] | None = None
+        self.join_error: JoinError | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClusterMember {self.cluster} {self.membership!r}>"
+
+    async def _handle(self, message: Message, sender: Sender) -> Message | None:
+        return await self.membership.handle(message, sender)
+
+    async def start(self) -> None:
+        """Serve gossip, start SWIM, and join through the seeds in the background."""
+        await self._transport.start(self._handle)
+        await self.membership.start()
+        if self._seeds:
+            self._join_task = asyncio.create_task(self._join(), name="cluster-join")
+
+    async def _join(self) -> None:
+        try:
+            joined = await self.membership.join(self._seeds)
+            log.info("joined cluster %s through %d seed(s)", self.cluster, joined)
+        except JoinError as exc:
+            self.join_error = exc
+            log.error("%s", exc)
+
+    def members(self) -> list[MemberView]:
+        return [
+            MemberView(m.name, m.address, m.state_name, m.incarnation, m.last_heard)
+            for m in self.membership.members()
+        ]
+
+    async def leave(self, timeout_s: float) -> None:
+        if self._join_task is not None:
+            self._join_task.cancel()
+        await self.membership.leave(timeout_s)
+
+    async def aclose(self) -> None:
+        if self._join_task is not None:
+            self._join_task.cancel()
+            await asyncio.gather(self._join_task, return_exceptions=True)
+        await self.membership.aclose()
+        await self._transport.aclose()

@@ -1,0 +1,61 @@
+"""Real processes: gossip-node instances on loopback find each other, detect a death, refuse strangers."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.node.processes import NodeProcess, eventually
+
+pytestmark = pytest.mark.slow
+
+KEY_ARGS = ("--cluster-key", "0123456789abcdef-test-key")
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[list[NodeProcess]]:
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+def _start(nodes: list[NodeProcess], data_dir: Path, *args: str, topic: str = "countries of the world") -> NodeProcess:
+    node = NodeProcess(data_dir, "--sim-time-scale", "0.5", *args, topic=topic)
+    nodes.append(node)
+    node.wait_started()
+    return node
+
+
+def test_three_nodes_join_detect_a_death_and_readmit_the_restarted_node(tmp_path: Path, nodes: list[NodeProcess]) -> None:
+    """Joined via --seed, all see 3 alive; a SIGKILLed node is declared dead; restarted, it is alive again."""
+    first = _start(nodes, tmp_path / "a", *KEY_ARGS)
+    second = _start(nodes, tmp_path / "b", *KEY_ARGS, "--seed", first.address)
+    third = _start(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address)
+    names = {node.name() for node in (first, second, third)}
+    for node in (first, second, third):
+        eventually(lambda node=node: node.members() == dict.fromkeys(names, "alive"), message=f"{node.url} sees all alive")
+    victim = second.name()
+    second.stop(signal.SIGKILL)
+    for node in (first, third):
+        eventually(lambda node=node: node.members().get(victim) == "dead", message=f"{node.url} marks {victim} dead")
+    restarted = _start(nodes, tmp_path / "b", *KEY_ARGS, "--seed", third.address)
+    assert restarted.name() == victim  # the data dir keeps the identity
+    for node in (first, third, restarted):
+        eventually(lambda node=node: node.members() == dict.fromkeys(names, "alive"), message=f"{node.url} readmits")
+
+
+def test_wrong_key_and_another_topic_are_refused_and_change_nothing(tmp_path: Path, nodes: list[NodeProcess]) -> None:
+    """A node with the wrong cluster key or another topic cannot join; the cluster's view is unchanged."""
+    first = _start(nodes, tmp_path / "a", *KEY_ARGS)
+    before = first.members()
+    wrong_key = _start(nodes, tmp_path / "b", "--cluster-key", "another-secret-of-16+", "--seed", first.address)
+    other_topic = _start(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address, topic="rivers of the world")
+    for stranger, reason in ((wrong_key, "refused"), (other_topic, "belongs to cluster")):
+        eventually(lambda s=stranger: "could not join the cluster" in s.output, message="join refused")
+        assert reason in stranger.output
+        assert set(stranger.members()) == {stranger.name()}
+    assert first.members() == before
