@@ -9,15 +9,20 @@ exhaustion estimate. ``apply`` must be given each record once (the store says wh
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from node.global_list import GlobalList
 from node.normalize import EntryId
-from node.records import EntryRecord, MatchKind, ObservationRecord, Record
+from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
 
-__all__ = ["NodeState", "CallStats"]
+__all__ = ["MAX_OBSERVATIONS_KEPT", "CallStats", "NodeState"]
+
+log = logging.getLogger(__name__)
+
+MAX_OBSERVATIONS_KEPT = 32  # generated items remembered per entry for "why was this dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,10 @@ class NodeState:
         self._by_partition: dict[str, list[EntryId]] = defaultdict(list)  # in arrival order
         self._calls: list[CallStats] = []
         self._observations = 0
+        # entry -> (observation, item index) of the first generated items that resolved to it;
+        # bounded: the count of all of them is ``generated_count``.
+        self._observed: dict[EntryId, list[tuple[ObservationRecord, int]]] = defaultdict(list)
+        self._entry_listeners: list[Callable[[EntryId], None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -56,6 +65,8 @@ class NodeState:
             changed = self.entries.add(record)
             if changed and not known:
                 self._by_partition[record.partition].append(record.id)
+            if changed:
+                self._tell_entry_listeners(record.id)
             return changed
         self._apply_observation(record)
         return False
@@ -67,9 +78,12 @@ class NodeState:
     def _apply_observation(self, record: ObservationRecord) -> None:
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
-        for item in record.items:
+        for index, item in enumerate(record.items):
             self._generated[item.entry_id] += 1
             samples[item.entry_id] += 1
+            kept = self._observed[item.entry_id]
+            if len(kept) < MAX_OBSERVATIONS_KEPT:
+                kept.append((record, index))
         self._calls.append(
             CallStats(
                 node=record.node,
@@ -80,6 +94,27 @@ class NodeState:
                 fuzzy=counts[MatchKind.FUZZY],
             )
         )
+
+    def add_entry_listener(self, listener: Callable[[EntryId], None]) -> Callable[[], None]:
+        """Call ``listener(entry_id)`` whenever an entry record changes the list; returns the remover.
+
+        The listener runs inside ``apply`` (on the event loop): it must be quick and must not
+        block. An exception in it is logged, never raised into the producer or gossip.
+        """
+        self._entry_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._entry_listeners:
+                self._entry_listeners.remove(listener)
+
+        return remove
+
+    def _tell_entry_listeners(self, entry: EntryId) -> None:
+        for listener in tuple(self._entry_listeners):
+            try:
+                listener(entry)
+            except Exception:  # a broken page must not stop the node
+                log.exception("entry listener %r failed", listener)
 
     # -- questions ------------------------------------------------------------------------
 
@@ -120,12 +155,28 @@ class NodeState:
                 for _ in range(count):
                     yield partition, entry
 
+    def observations_of(self, entry: EntryId) -> list[tuple[ObservationRecord, ObservedItem]]:
+        """The first generated items (up to ``MAX_OBSERVATIONS_KEPT``) that resolved to ``entry``.
+
+        Each comes with its call's observation record, in arrival order: how the entry was
+        found (``new``) and which later items were dropped as its duplicates (exact or fuzzy).
+        """
+        return [(record, record.items[index]) for record, index in self._observed.get(entry, ())]
+
+    def partition_sizes(self) -> dict[str, int]:
+        """Entry ids per partition (the partition each entry was first accepted in)."""
+        return {partition: len(ids) for partition, ids in self._by_partition.items()}
+
     def partitions(self) -> list[str]:
         return sorted(set(self._by_partition) | set(self._samples))
 
     def calls(self, node: str | None = None) -> list[CallStats]:
         """Stats of every observed call (of one node, or all), in arrival order."""
         return [call for call in self._calls if node is None or call.node == node]
+
+    def calls_from(self, start: int) -> list[CallStats]:
+        """Stats of the calls observed after the first ``start`` (all nodes), in arrival order."""
+        return self._calls[start:]
 
     @property
     def observation_count(self) -> int:

@@ -6,6 +6,7 @@ source "$(dirname "$0")/_setup.sh"
 cd "$swarmlist_root"
 
 ensure_venv test
+ensure_debian_packages chromium  # the web UI's browser tests drive Debian's chromium (Playwright)
 
 echo "==> mypy"
 "$venv/bin/python" -m mypy

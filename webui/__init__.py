@@ -1,4 +1,31 @@
-"""Web UI: read-only aiohttp routes, the page, JSON API, live events, Prometheus metrics.
+"""Web UI: read-only aiohttp routes, the page and its static assets, JSON API, live events, Prometheus metrics."""
 
-(Built by the web UI issue.)
-"""
+from __future__ import annotations
+
+from webui.app import WebUIConfig, add_routes, create_app
+from webui.view import (
+    ConvergenceView,
+    DiscoveryPoint,
+    EntryObservations,
+    EntryPage,
+    EntryView,
+    MemberView,
+    NodeView,
+    ObservationView,
+    PartitionView,
+)
+
+__all__ = [
+    "ConvergenceView",
+    "DiscoveryPoint",
+    "EntryObservations",
+    "EntryPage",
+    "EntryView",
+    "MemberView",
+    "NodeView",
+    "ObservationView",
+    "PartitionView",
+    "WebUIConfig",
+    "add_routes",
+    "create_app",
+]

@@ -1,152 +1,166 @@
-"""The node's read-only HTTP surface: JSON API, exports and health, over a ``NodeView``.
+"""The node's read-only web surface over a ``NodeView``: the page, JSON API, live events, /metrics.
 
-``create_app(view)`` returns an aiohttp application; the node serves it on its one port
-(next to the gossip routes). Everything is GET/HEAD: any other method gets 405, so nothing
-here can change a node. Query parameters are validated and bounded; a bad one is a 400 with
-a JSON error naming it.
+``create_app(view)`` returns an aiohttp application; ``add_routes(app, view)`` mounts the same
+routes on an application that also carries the gossip routes (the node's one port).
+Everything is GET/HEAD: any other method gets 405, so nothing here can change a node.
+
+| route | answer |
+|---|---|
+| ``/`` | the page |
+| ``/static/{file}`` | the page's script, style and vendored chart library |
+| ``/api/entries?limit=&cursor=&q=&partition=&status=`` | a keyset page of the list |
+| ``/api/entries/{id}`` | a line with the generated items that resolved to it ("why dropped") |
+| ``/api/members``, ``/api/metrics``, ``/api/partitions``, ``/api/convergence`` | as named |
+| ``/api/series?max_points=`` | the sampled metrics history (charts) |
+| ``/api/discovery?max_points=`` | the discovery curve: new entries against LLM calls |
+| ``/api/events`` | server-sent events: ``hello``, ``metrics``, ``members``, ``entries`` |
+| ``/api/export?format=jsonl|csv|txt`` | the whole list, streamed |
+| ``/metrics`` | Prometheus text format |
+| ``/healthz`` | liveness |
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from webui.view import EntryView, NodeView
+from webui import api
+from webui.assets import Assets, add_security_headers
+from webui.events import EventHub, encode_event, sse_handler
+from webui.json_values import member_json
+from webui.prometheus import ViewCollector, build_registry, metrics_handler
+from webui.sampler import Sampler
+from webui.view import NodeView
 
-__all__ = ["create_app", "add_routes", "MAX_PAGE_LIMIT", "DEFAULT_PAGE_LIMIT"]
+__all__ = ["DEFAULT_PAGE_LIMIT", "MAX_PAGE_LIMIT", "WebUIConfig", "add_routes", "create_app"]
 
-log = logging.getLogger(__name__)
+MAX_PAGE_LIMIT = api.MAX_PAGE_LIMIT
+DEFAULT_PAGE_LIMIT = api.DEFAULT_PAGE_LIMIT
 
-MAX_PAGE_LIMIT = 1000
-DEFAULT_PAGE_LIMIT = 100
-MAX_QUERY_CHARS = 200
-_VIEW_KEY = web.AppKey("view", NodeView)
-_EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "txt": "text/plain"}
-
-
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=f'{{"error": {message!r}}}'.replace("'", '"'), content_type="application/json")
-
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad_request(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise _bad_request(f"{name} must be within {low}..{high}")
-    return value
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _text_param(request: web.Request, name: str) -> str | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if len(raw) > MAX_QUERY_CHARS:
-        raise _bad_request(f"{name} must be at most {MAX_QUERY_CHARS} characters")
-    return raw
+@dataclass(frozen=True, kw_only=True)
+class WebUIConfig:
+    """How the web UI samples and streams."""
+
+    tick_s: float = 1.0  # metrics sample and "metrics" event period; the charts' resolution
+    flush_s: float = 0.25  # new entries are batched this long into one "entries" event
+    history: int = 1800  # metric samples kept for the charts (30 min at 1 s)
+    max_event_clients: int = 100  # concurrent event streams; more get 503
+    event_queue_size: int = 256  # events buffered per stream; a client this far behind is dropped
+    heartbeat_s: float = 15.0  # comment line on an idle stream, so proxies keep it open
 
 
-def _entry_json(entry: EntryView) -> dict[str, object]:
-    return {
-        "id": entry.id,
-        "text": entry.text,
-        "partition": entry.partition,
-        "origin": entry.origin,
-        "hlc": entry.hlc,
-        "aliases": list(entry.aliases),
-        "status": entry.status,
+@dataclass(frozen=True, slots=True)
+class _WebUI:
+    view: NodeView
+    hub: EventHub
+    sampler: Sampler
+    assets: Assets
+    registry: CollectorRegistry
+
+
+_UI_KEY = web.AppKey("webui", _WebUI)
+
+
+def add_routes(app: web.Application, view: NodeView, config: WebUIConfig | None = None) -> None:
+    """Mount the read-only routes, the sampler task and the hardening headers on ``app``."""
+    config = config or WebUIConfig()
+    hub = EventHub(
+        max_clients=config.max_event_clients, queue_size=config.event_queue_size, heartbeat_s=config.heartbeat_s
+    )
+    sampler = Sampler(view, hub, tick_s=config.tick_s, flush_s=config.flush_s, history=config.history)
+    registry = build_registry(ViewCollector(sampler, hub, view.health))
+    ui = _WebUI(view=view, hub=hub, sampler=sampler, assets=Assets.load(), registry=registry)
+    app[_UI_KEY] = ui
+
+    routes: dict[str, Handler] = {
+        "/": _answer(lambda request: ui.assets.response(request, "index.html")),
+        "/static/{name:.+}": _answer(lambda request: ui.assets.response(request, request.match_info["name"])),
+        "/api/entries": _answer(lambda request: api.entries(request, view)),
+        "/api/entries/{entry_id}": _answer(lambda request: api.entry_detail(request, view)),
+        "/api/members": _answer(lambda request: api.members(view)),
+        "/api/metrics": _answer(lambda request: api.metrics(sampler)),
+        "/api/series": _answer(lambda request: api.series(request, sampler)),
+        "/api/discovery": _answer(lambda request: api.discovery(request, view)),
+        "/api/partitions": _answer(lambda request: api.partitions(view)),
+        "/api/convergence": _answer(lambda request: api.convergence(view)),
+        "/api/export": _stream(lambda request: api.export(request, view)),
+        "/api/events": _stream(lambda request: sse_handler(request, hub, [_hello(ui)])),
+        "/metrics": _stream(lambda request: metrics_handler(request, registry)),
+        "/healthz": _answer(lambda request: api.health(view)),
     }
-
-
-async def _entries(request: web.Request) -> web.Response:
-    view = request.app[_VIEW_KEY]
-    limit = _int_param(request, "limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
-    try:
-        page = view.entries(
-            cursor=_text_param(request, "cursor"),
-            limit=limit,
-            query=_text_param(request, "q"),
-            partition=_text_param(request, "partition"),
-        )
-    except ValueError as exc:
-        raise _bad_request(str(exc)) from exc
-    return web.json_response(
-        {"entries": [_entry_json(e) for e in page.entries], "next_cursor": page.next_cursor, "total": page.total}
-    )
-
-
-async def _members(request: web.Request) -> web.Response:
-    members = request.app[_VIEW_KEY].members()
-    return web.json_response(
-        {
-            "members": [
-                {"name": m.name, "address": m.address, "state": m.state, "incarnation": m.incarnation,
-                 "last_heard": m.last_heard}  # fmt: skip
-                for m in members
-            ]
-        }
-    )
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    return web.json_response(dict(request.app[_VIEW_KEY].metrics()))
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", **request.app[_VIEW_KEY].health()})
-
-
-async def _export(request: web.Request) -> web.StreamResponse:
-    fmt = request.query.get("format", "jsonl")
-    if fmt not in _EXPORT_TYPES:
-        raise _bad_request(f"format must be one of {sorted(_EXPORT_TYPES)}")
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": f"{_EXPORT_TYPES[fmt]}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="list.{fmt}"',
-        }
-    )
-    await response.prepare(request)
-    chunks: Iterable[str] = request.app[_VIEW_KEY].export(fmt)  # type: ignore[arg-type]
-    batch: list[str] = []
-    for chunk in chunks:
-        batch.append(chunk)
-        if len(batch) >= 500:  # stream in slices: a 100k list never sits in memory as one body
-            await response.write("".join(batch).encode("utf-8"))
-            batch.clear()
-    await response.write("".join(batch).encode("utf-8"))
-    await response.write_eof()
-    return response
-
-
-def add_routes(app: web.Application, view: NodeView) -> None:
-    """Mount the read-only routes on ``app`` (which may also carry the gossip routes)."""
-    app[_VIEW_KEY] = view
-    for path, handler in (
-        ("/api/entries", _entries),
-        ("/api/members", _members),
-        ("/api/metrics", _metrics),
-        ("/api/export", _export),
-        ("/healthz", _health),
-    ):
+    for path, handler in routes.items():
         resource = app.router.add_resource(path)
         resource.add_route("GET", handler)
         resource.add_route("HEAD", handler)
         resource.add_route("*", _method_not_allowed)
+    app.on_response_prepare.append(add_security_headers)
+    app.on_shutdown.append(_end_event_streams)
+    app.cleanup_ctx.append(_run_sampler)
+
+
+def _answer(answer: Callable[[web.Request], web.StreamResponse]) -> Handler:
+    """A handler for a route answered without waiting (the view never blocks)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return answer(request)
+
+    return handler
+
+
+def _stream(answer: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Handler:
+    """A handler for a route that writes as it goes (export, events, /metrics)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await answer(request)
+
+    return handler
+
+
+def _hello(ui: _WebUI) -> bytes:
+    """The first event of a stream: everything the page shows before the next tick."""
+    ui.sampler.ensure_sampled()
+    return encode_event(
+        "hello",
+        {
+            "t": ui.sampler.sampled_at,
+            "health": dict(ui.view.health()),
+            "metrics": ui.sampler.latest,
+            "members": [member_json(m) for m in ui.sampler.members],
+        },
+    )
 
 
 async def _method_not_allowed(request: web.Request) -> web.Response:
     raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
 
 
-def create_app(view: NodeView) -> web.Application:
+async def _end_event_streams(app: web.Application) -> None:
+    app[_UI_KEY].hub.close_all()
+
+
+async def _run_sampler(app: web.Application) -> AsyncIterator[None]:
+    ui = app[_UI_KEY]
+    unsubscribe = ui.view.subscribe(ui.sampler.on_entry)
+    task = asyncio.create_task(ui.sampler.run(), name="webui-sampler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        unsubscribe()
+
+
+def create_app(view: NodeView, config: WebUIConfig | None = None) -> web.Application:
     """A read-only application over ``view``."""
     app = web.Application(client_max_size=64 * 1024)
-    add_routes(app, view)
+    add_routes(app, view, config)
     return app

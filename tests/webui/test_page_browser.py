@@ -1,0 +1,134 @@
+"""Browser tests of the page: Debian's chromium driven by Playwright (async API).
+
+One test serves a fake view (hostile entries, aliases, observations on cue) with
+``create_app`` on a loopback port; the other drives the page of a real ``gossip-node``
+process. They wait for selectors, never for fixed times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import ConsoleMessage, Dialog, Page, expect
+
+from tests.webui.browser import chromium, gossip_node
+from tests.webui.fake_view import FakeView
+from webui.app import WebUIConfig, create_app
+from webui.view import MemberView
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    '"><svg onload=alert(3)>',
+    "<b onmouseover=alert(4)>bold</b>",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+async def fake_site() -> AsyncIterator[tuple[str, FakeView]]:
+    view = FakeView(node="n1", topic="Norwegian towns <i>and</i> hostile names")
+    for name in ["Oslo", "Tromsø", *HOSTILE]:
+        view.add(name)
+    view.add("Bergen", aliases=("Bjørgvin",), dropped=(("bergen", "exact", 1.0), ("Bergen city", "fuzzy", 0.86)))
+    view.member_list.append(MemberView("n2", "127.0.0.1:7002", "suspect", 3, time.time() - 4))
+    runner = web.AppRunner(create_app(view, WebUIConfig(tick_s=0.2, flush_s=0.05)))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/", view
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[tuple[Page, list[str]]]:
+    """A fresh page, with every dialog, page error and console error recorded as a problem."""
+    problems: list[str] = []
+    async with chromium() as browser:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = await context.new_page()
+        tab.set_default_timeout(TIMEOUT_MS)
+
+        async def on_dialog(dialog: Dialog) -> None:
+            problems.append(f"dialog: {dialog.message}")
+            await dialog.dismiss()
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                problems.append(f"console: {message.text}")
+
+        tab.on("dialog", on_dialog)
+        tab.on("console", on_console)
+        tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        yield tab, problems
+        await context.close()
+
+
+async def test_fake_view_page_shows_hostile_text_aliases_search_members_and_live_entries(
+    fake_site: tuple[str, FakeView], page: tuple[Page, list[str]]
+) -> None:
+    """Hostile entries render as literal text; details explain drops; search filters; new entries arrive live."""
+    url, view = fake_site
+    tab, problems = page
+    await tab.goto(url)
+    rows = tab.locator("#list-body tr.entry")
+    await expect(rows).to_have_count(7)
+    texts = await tab.locator("#list-body .entry-text").all_text_contents()
+    assert set(HOSTILE) <= set(texts)  # the markup is shown, character for character
+    assert await tab.locator("#list-body img, #list-body script, #list-body svg, #list-body b").count() == 0
+    await tab.locator("#list-body tr.entry", has_text="onmouseover").hover()
+    await expect(tab.locator("#topic")).to_have_text("Norwegian towns <i>and</i> hostile names")
+
+    await tab.locator("#list-body tr.entry", has_text="Bergen").click()
+    detail = tab.locator("#list-body tr.detail")
+    await expect(detail.locator(".chip")).to_have_text(["Bjørgvin"])
+    await expect(detail.locator(".observation")).to_have_count(3)
+    await expect(detail.locator(".observation", has_text="Bergen city")).to_contain_text("near-duplicate 86%")
+
+    await tab.fill("#search", "troms")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Tromsø")
+    await tab.fill("#search", "")
+    await expect(rows).to_have_count(7)
+
+    members = tab.locator("#members-body tr.member")
+    await expect(members).to_have_count(2)
+    await expect(members.nth(1)).to_contain_text("suspect")
+
+    view.add("Zzyzx <iframe src=javascript:alert(5)>")
+    await expect(tab.locator("#recent li").first).to_contain_text("Zzyzx <iframe src=javascript:alert(5)>")
+    await expect(rows).to_have_count(8)  # the list reloads itself
+    view.member_list.append(MemberView("n3", "127.0.0.1:7003", "alive", 1, time.time()))
+    await expect(members).to_have_count(3)
+    assert await tab.locator("iframe").count() == 0
+    assert problems == []
+
+
+async def test_real_node_page_shows_the_list_filling_live(tmp_path: Path, page: tuple[Page, list[str]]) -> None:
+    """Against a real gossip-node: the list fills, new entries arrive live, the node is in the member table."""
+    tab, problems = page
+    async with gossip_node(tmp_path / "node", "--sim-time-scale", "0.3") as url:
+        await tab.goto(url)
+        await expect(tab.locator("#live")).to_have_class("live on")
+        await expect(tab.locator("#list-body tr.entry").first).to_be_visible()
+        await expect(tab.locator("#recent li:not(.placeholder)").first).to_be_visible()  # pushed live
+        node_name = (await tab.locator("#node-name").text_content()) or ""
+        member = tab.locator("#members-body tr.member")
+        await expect(member).to_have_count(1)
+        await expect(member.first).to_contain_text(node_name)
+        await expect(member.first.locator(".state")).to_have_text("alive")
+        await expect(tab.locator("#c-entries")).not_to_have_text("–")
+        first = int((await tab.locator("#list-count").text_content() or "0").replace(",", ""))
+        await tab.wait_for_function(
+            "n => parseInt(document.getElementById('list-count').textContent.replace(/,/g, '')) > n", arg=first
+        )
+        await tab.fill("#search", "zzzz-no-such-country")
+        await expect(tab.locator("#list-empty")).to_be_visible()
+        assert problems == []  # checked while the node runs: once it stops, reconnects fail loudly
