@@ -190,7 +190,8 @@ def _configure_logging(level: str, log_format: str) -> None:
 
 def _run(config: NodeConfig, console: Console) -> int:
     def listening(url: str) -> None:
-        console.print(f"node API: {url}api/entries  (members: {url}api/members, health: {url}healthz)")
+        console.print(f"page: {url}", soft_wrap=True)
+        console.print(f"node API: {url}api/entries  (members: {url}api/members, health: {url}healthz)", soft_wrap=True)
 
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=False) as live:

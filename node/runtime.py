@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from node.config import NodeConfig
 from gossip.config import GossipConfig
 from node.cluster import ClusterMember
-from node.estimate import SizeEstimate, StopRule, estimate_topic
+from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
 from node.export import ListFileWriter
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend
@@ -33,7 +33,7 @@ from node.store import Store
 from node.view import StateView
 from webui.app import add_routes
 
-__all__ = ["CannotListen", "run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "exhaustion_reason"]
+__all__ = ["CannotListen", "run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "ExhaustionTracker"]
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,34 @@ def build_backend(config: NodeConfig) -> LLMBackend:
 
 
 def exhaustion_estimate(state: NodeState) -> SizeEstimate:
-    """The topic's size from every generated item so far: per-partition Chao1, summed."""
-    return estimate_topic(state.sample_stream()).overall
+    """The topic's size from every generated item so far: per-partition Chao1, summed.
+
+    Costs O(distinct entries), not O(samples); ``ExhaustionTracker`` memoises it.
+    """
+    by_partition = {partition: chao1(counts.values()) for partition, counts in state.sample_counts().items()}
+    return combine_groups(by_partition, distinct_observed=state.distinct_sampled)
 
 
-def exhaustion_reason(state: NodeState, rule: StopRule) -> str | None:
-    """Why the topic counts as exhausted now, or None to go on (``rule`` over the state)."""
-    decision = rule.decide(exhaustion_estimate(state), [call.new for call in state.calls()])
-    return f"topic exhausted: {decision.reason}" if decision.stop else None
+class ExhaustionTracker:
+    """The estimate and the stop rule of one node's state, recomputed only after new observations
+    (the producer asks before every call, the progress display every second)."""
+
+    def __init__(self, state: NodeState, rule: StopRule) -> None:
+        self._state = state
+        self._rule = rule
+        self._at_observations = -1
+        self._estimate: SizeEstimate | None = None
+
+    def estimate(self) -> SizeEstimate:
+        if self._estimate is None or self._at_observations != self._state.observation_count:
+            self._at_observations = self._state.observation_count
+            self._estimate = exhaustion_estimate(self._state)
+        return self._estimate
+
+    def reason_to_stop(self) -> str | None:
+        """Why the topic counts as exhausted now, or None to go on."""
+        decision = self._rule.decide(self.estimate(), [call.new for call in self._state.calls()])
+        return f"topic exhausted: {decision.reason}" if decision.stop else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +111,9 @@ class NodeRun:
     calls: int
 
 
-def _progress(state: NodeState, producer: Producer, node: str, reason: str | None) -> Progress:
+def _progress(
+    state: NodeState, producer: Producer, node: str, tracker: ExhaustionTracker, reason: str | None
+) -> Progress:
     calls = state.calls(node)
     items = sum(call.items for call in calls)
     new = sum(call.new for call in calls)
@@ -103,7 +125,7 @@ def _progress(state: NodeState, producer: Producer, node: str, reason: str | Non
         calls_failed=stats.calls_failed,
         new_per_call=new / len(calls) if calls else 0.0,
         duplicate_share=(items - new) / items if items else 0.0,
-        estimate=exhaustion_estimate(state),
+        estimate=tracker.estimate(),
         tokens=stats.prompt_tokens + stats.completion_tokens,
         done_reason=reason,
     )
@@ -141,6 +163,7 @@ async def run_node(
         writer.start()
         writer.changed()
 
+        tracker = ExhaustionTracker(state, config.stop)
         producer = Producer(
             config=config.producer,
             backend=backend,
@@ -148,7 +171,7 @@ async def run_node(
             state=state,
             clock=HybridClock(),
             topic=config.topic,
-            should_stop=lambda: exhaustion_reason(state, config.stop),
+            should_stop=tracker.reason_to_stop,
             on_change=writer.changed,
         )
         server = NodeServer.bind(config.host, config.port)
@@ -172,7 +195,7 @@ async def run_node(
             node_name=node,
             topic=config.topic,
             members=cluster.members,
-            metrics=lambda: {**_metrics(_progress(state, producer, node, None)),
+            metrics=lambda: {**_metrics(_progress(state, producer, node, tracker, producer.stop_reason)),
                              "membership": cluster.membership.metrics()},  # fmt: skip
         )
         add_routes(server.app, view)
@@ -184,7 +207,7 @@ async def run_node(
         )  # fmt: skip
         on_listening(server.url)
         reporter = asyncio.create_task(
-            _report(state, producer, node, on_progress, progress_interval_s, store, cluster)
+            _report(state, producer, node, tracker, on_progress, progress_interval_s, store, cluster)
         )
         try:
             reason = await producer.run(stop)
@@ -199,7 +222,7 @@ async def run_node(
             await cluster.aclose()
             await server.aclose()
         await writer.flush()
-        on_progress(_progress(state, producer, node, reason))
+        on_progress(_progress(state, producer, node, tracker, reason))
         return NodeRun(reason=reason, entries=len(state.entries), calls=producer.stats.calls_started)
     finally:
         if writer is not None:
@@ -230,6 +253,7 @@ async def _report(
     state: NodeState,
     producer: Producer,
     node: str,
+    tracker: ExhaustionTracker,
     on_progress: Callable[[Progress], None],
     interval_s: float,
     store: Store,
@@ -237,7 +261,7 @@ async def _report(
 ) -> None:
     saved_incarnation = cluster.membership.incarnation
     while True:
-        on_progress(_progress(state, producer, node, None))
+        on_progress(_progress(state, producer, node, tracker, producer.stop_reason))
         incarnation = cluster.membership.incarnation
         if incarnation != saved_incarnation:  # a refutation raised it: a restart must start above it
             await store.save_incarnation(incarnation)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from node.global_list import GlobalList
@@ -147,6 +147,15 @@ class NodeState:
         if partition is not None:
             return Counter(self._samples.get(partition, Counter()))
         return Counter(self._generated)
+
+    def sample_counts(self) -> Mapping[str, Mapping[EntryId, int]]:
+        """Per partition, how often each entry was generated (live view: do not modify)."""
+        return self._samples
+
+    @property
+    def distinct_sampled(self) -> int:
+        """Distinct entries generated at least once, across partitions."""
+        return len(self._generated)
 
     def sample_stream(self) -> Iterator[tuple[str, EntryId]]:
         """Every generated item as ``(partition, entry_id)``: the estimator's input."""
