@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.aio import first_of
@@ -30,7 +30,7 @@ from node.llm.base import LLMBackend, Usage
 from node.llm.retry import backoff_delay_s
 from node.parser import StreamingParser
 from node.prompts import PromptTemplates, build_enumeration_prompt
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
 from node.state import NodeState
 from node.store import Store
 
@@ -97,6 +97,7 @@ class Producer:
         next_partition: Callable[[], str] = lambda: "",
         should_stop: Callable[[], str | None] = lambda: None,
         on_change: Callable[[], None] = lambda: None,
+        on_committed: Callable[[Sequence[Record]], None] = lambda records: None,
         templates: PromptTemplates | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -110,6 +111,7 @@ class Producer:
         self._next_partition = next_partition
         self._should_stop = should_stop
         self._on_change = on_change
+        self._on_committed = on_committed
         self._templates = templates or PromptTemplates()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -226,9 +228,11 @@ class Producer:
                     origin=self._node,
                     hlc=self._clock.now(),
                 )
-                for added in await self._store.add([record]):
-                    self._state.apply(added)
+                added = await self._store.add([record])
+                for new in added:
+                    self._state.apply(new)
                     self.stats.new_entries += 1
+                self._on_committed(added)
                 self._on_change()
             observed.append(resolution.observed(text))
 
@@ -237,6 +241,8 @@ class Producer:
             node=self._node, call=call, partition=partition, hlc=self._clock.now(), items=tuple(observed)
         )
         async with self._lock:
-            for added in await self._store.add([record]):
-                self._state.apply(added)
+            added = await self._store.add([record])
+            for new in added:
+                self._state.apply(new)
+        self._on_committed(added)
         self._on_change()

@@ -27,9 +27,13 @@ ensure_venv() {
         "$(_pick_python)" -m venv "$venv"
     fi
     if [ ! -f "$stamp" ] || ! grep -qxF "$want" "$stamp"; then
-        echo "==> installing swarmlist[$extras] into .venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip
-        "$venv/bin/python" -m pip install --quiet -e "$swarmlist_root[$extras]"
+        echo "==> installing swarmlist[$extras] into .venv (log: .venv/pip-install.log)"
+        if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+               "$venv/bin/python" -m pip install -e "$swarmlist_root[$extras]"; } > "$venv/pip-install.log" 2>&1; then
+            tail -n 40 "$venv/pip-install.log" >&2
+            echo "pip install failed (full log: $venv/pip-install.log)" >&2
+            return 1
+        fi
         echo "$want" > "$stamp"
     fi
 }

@@ -1,0 +1,86 @@
+"""Records in and out of the gossip layer: the node's side of dissemination.
+
+Out: every record the node commits (entries it accepted, observations of its calls) is
+encoded canonically and handed to the broadcaster. In: records from peers are decoded and
+validated as hostile input, merged *by key* into the store — never fuzzy-dropped, or two
+nodes' sets would never agree (design.md) — and applied to the in-memory state once
+committed; the ones that were new go back to the broadcaster to be pushed on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from node.codec import RecordDecodeError, decode_record, encode_record
+from node.hlc import HybridClock
+from node.normalize import entry_id
+from node.records import EntryRecord, Record
+from node.state import NodeState
+from node.store import Store
+
+__all__ = ["RecordExchange"]
+
+log = logging.getLogger(__name__)
+
+
+class RecordExchange:
+    """Implements ``gossip.broadcast.RecordDelegate`` for a node; runs on the event loop."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        state: NodeState,
+        clock: HybridClock,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._clock = clock
+        self._on_change = on_change
+        self._publish: Callable[[Sequence[bytes]], None] = lambda items: None
+        self.received = 0
+        self.merged = 0
+        self.rejected = 0
+
+    def __repr__(self) -> str:
+        return f"<RecordExchange received={self.received} merged={self.merged} rejected={self.rejected}>"
+
+    def connect(self, publish: Callable[[Sequence[bytes]], None]) -> None:
+        """Where committed local records go (the broadcaster's ``publish``)."""
+        self._publish = publish
+
+    def committed(self, records: Sequence[Record]) -> None:
+        """The node committed ``records`` itself: push them to peers."""
+        if records:
+            self._publish([encode_record(record) for record in records])
+
+    def _valid(self, data: bytes) -> Record | None:
+        try:
+            record = decode_record(data)
+        except RecordDecodeError as exc:
+            self.rejected += 1
+            log.debug("rejected a record from a peer: %s", exc)
+            return None
+        if isinstance(record, EntryRecord) and entry_id(record.text) != record.id:
+            self.rejected += 1  # a forged id would make the list differ between nodes
+            log.debug("rejected entry %s: id does not match its text", record.id)
+            return None
+        return record
+
+    async def merge(self, items: Sequence[bytes]) -> Sequence[bytes]:
+        """Store what is new among ``items`` (by key); returns the new ones, to push on."""
+        self.received += len(items)
+        records = [record for record in map(self._valid, items) if record is not None]
+        if not records:
+            return []
+        for record in records:
+            self._clock.observe(record.hlc)  # our next timestamps order after what we have seen
+        added = await self._store.add(records)
+        for record in added:
+            self._state.apply(record)
+        if added:
+            self.merged += len(added)
+            self._on_change()
+        return [encode_record(record) for record in added]
