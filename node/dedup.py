@@ -207,7 +207,7 @@ def _differ_in_qualifiers(key_a: str, key_b: str) -> bool:
 
 
 def extension_head(key: str) -> str | None:
-    """ "x" for a key "x <connector> …" ("klagenfurt" for "klagenfurt am worthersee")."""
+    """The head of an extended key: "klagenfurt" for "klagenfurt am worthersee", else None."""
     words = key.split(" ")
     for position in range(1, len(words) - 1):
         if words[position] in _CONNECTORS:
