@@ -1,4 +1,5 @@
-"""The node's place in the gossip cluster: cluster id, authenticated transport, membership.
+"""The node's place in the gossip cluster: cluster id, authenticated transport, membership,
+and dissemination of its records.
 
 The cluster id is derived from the topic's normal form, so nodes enumerating one topic form
 one cluster and a node of another topic is refused at join with a message naming both ids.
@@ -15,11 +16,12 @@ import random
 from collections.abc import Sequence
 
 from gossip.auth import Wire
+from gossip.broadcast import BroadcastConfig, Broadcaster, RecordDelegate
 from gossip.config import GossipConfig
 from gossip.errors import JoinError
 from gossip.http_transport import AiohttpTransport
 from gossip.membership import MemberInfo, Membership, MembershipDelegate
-from gossip.messages import Message
+from gossip.messages import Message, Payloads
 from gossip.transport import Sender
 from node.normalize import normal_form
 from node.server import NodeServer
@@ -63,6 +65,8 @@ class ClusterMember:
         advertise: str | None,
         seeds: Sequence[str],
         config: GossipConfig,
+        broadcast: BroadcastConfig,
+        records: RecordDelegate,
         delegate: MembershipDelegate | None = None,
     ) -> None:
         address = advertise or server.address
@@ -74,6 +78,9 @@ class ClusterMember:
             name, self._transport, config, incarnation=incarnation, rng=random.Random(),
             delegate=delegate or _LoggingDelegate(),
         )  # fmt: skip
+        self.broadcaster = Broadcaster(
+            name, self._transport, self.membership, delegate=records, config=broadcast, rng=random.Random()
+        )
         self._seeds = list(seeds)
         self._join_task: asyncio.Task[None] | None = None
         self.join_error: JoinError | None = None
@@ -82,12 +89,19 @@ class ClusterMember:
         return f"<ClusterMember {self.cluster} {self.membership!r}>"
 
     async def _handle(self, message: Message, sender: Sender) -> Message | None:
+        if isinstance(message, Payloads):
+            return await self.broadcaster.handle(message, sender)
         return await self.membership.handle(message, sender)
+
+    def publish(self, items: Sequence[bytes]) -> None:
+        """Push encoded records to the cluster."""
+        self.broadcaster.publish(items)
 
     async def start(self) -> None:
         """Serve gossip, start SWIM, and join through the seeds in the background."""
         await self._transport.start(self._handle)
         await self.membership.start()
+        await self.broadcaster.start()
         if self._seeds:
             self._join_task = asyncio.create_task(self._join(), name="cluster-join")
 
@@ -114,5 +128,6 @@ class ClusterMember:
         if self._join_task is not None:
             self._join_task.cancel()
             await asyncio.gather(self._join_task, return_exceptions=True)
+        await self.broadcaster.aclose()
         await self.membership.aclose()
         await self._transport.aclose()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.config import NodeConfig
+from gossip.broadcast import BroadcastConfig
 from gossip.config import GossipConfig
 from node.cluster import ClusterMember
 from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
@@ -28,6 +29,7 @@ from node.llm.sim.params import SimParams
 from node.llm.sim.universe import load_universe
 from node.producer import Producer
 from node.state import NodeState
+from node.replication import RecordExchange
 from node.server import CannotListen, NodeServer
 from node.store import Store
 from node.view import StateView
@@ -164,15 +166,18 @@ async def run_node(
         writer.changed()
 
         tracker = ExhaustionTracker(state, config.stop)
+        clock = HybridClock()
+        exchange = RecordExchange(store=store, state=state, clock=clock, on_change=writer.changed)
         producer = Producer(
             config=config.producer,
             backend=backend,
             store=store,
             state=state,
-            clock=HybridClock(),
+            clock=clock,
             topic=config.topic,
             should_stop=tracker.reason_to_stop,
             on_change=writer.changed,
+            on_committed=exchange.committed,
         )
         server = NodeServer.bind(config.host, config.port)
         cluster = ClusterMember(
@@ -184,7 +189,10 @@ async def run_node(
             advertise=config.advertise,
             seeds=config.seeds,
             config=GossipConfig.local() if config.gossip_profile == "local" else GossipConfig.lan(),
+            broadcast=BroadcastConfig.local() if config.gossip_profile == "local" else BroadcastConfig.lan(),
+            records=exchange,
         )
+        exchange.connect(cluster.publish)
         if config.cluster_key is None:
             log.warning(
                 "OPEN CLUSTER: no cluster key, so gossip is unauthenticated; bound to %s only. "
@@ -196,7 +204,8 @@ async def run_node(
             topic=config.topic,
             members=cluster.members,
             metrics=lambda: {**_metrics(_progress(state, producer, node, tracker, producer.stop_reason)),
-                             "membership": cluster.membership.metrics()},  # fmt: skip
+                             "membership": cluster.membership.metrics(),
+                             "gossip": cluster.broadcaster.metrics()},  # fmt: skip
         )
         add_routes(server.app, view)
         await server.start()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from node.normalize import normal_form
+
 from tests.node.processes import NodeProcess, eventually
 
 pytestmark = pytest.mark.slow
@@ -59,3 +61,37 @@ def test_wrong_key_and_another_topic_are_refused_and_change_nothing(tmp_path: Pa
         assert reason in stranger.output
         assert set(stranger.members()) == {stranger.name()}
     assert first.members() == before
+
+
+def test_entries_found_on_each_node_reach_every_node(tmp_path: Path, nodes: list[NodeProcess]) -> None:
+    """Dissemination: every node's own entries appear on all three, and the lists converge."""
+    first = _start(nodes, tmp_path / "a", *KEY_ARGS, "--rng-seed", "1")
+    others = [_start(nodes, tmp_path / name, *KEY_ARGS, "--seed", first.address, "--rng-seed", str(seed))
+              for name, seed in (("b", 2), ("c", 3))]  # fmt: skip
+    everyone = [first, *others]
+    names = {node.name() for node in everyone}
+
+    def origins_everywhere() -> bool:
+        for node in everyone:
+            page = node.get("/api/entries?limit=1000")
+            if {entry["origin"] for entry in page["entries"]} != names:
+                return False
+        return True
+
+    eventually(origins_everywhere, timeout_s=60, message="each node's entries on every node")
+
+    def listed(node: NodeProcess) -> set[str]:
+        """Normal forms of every entry the node holds, canonical lines and aliases (two records of
+        one entry may differ in display text until they meet; their normal form is the same)."""
+        entries = node.get("/api/entries?limit=1000")["entries"]
+        texts = [entry["text"] for entry in entries] + [alias for entry in entries for alias in entry["aliases"]]
+        return {normal_form(text) for text in texts}
+
+    # Entries found after everyone joined reach everyone within seconds. (Entries from before a
+    # node joined reach it only through anti-entropy, which is not push dissemination's job.)
+    before = set.union(*(listed(node) for node in everyone))
+    eventually(lambda: len(set.union(*(listed(node) for node in everyone)) - before) >= 10, timeout_s=30,
+               message="the nodes keep finding entries")  # fmt: skip
+    fresh = set.union(*(listed(node) for node in everyone)) - before
+    eventually(lambda: all(fresh <= listed(node) for node in everyone), timeout_s=20,
+               message="entries found after the join reach every node")  # fmt: skip
