@@ -5,6 +5,9 @@ The cluster id is derived from the topic's normal form, so nodes enumerating one
 one cluster and a node of another topic is refused at join with a message naming both ids.
 With a cluster key every message is HMAC-authenticated (gossip.auth); without one the cluster
 is open, which the node says loudly (and ``NodeConfig`` refuses to bind beyond loopback).
+
+The transport is injected as a factory of the member's ``Wire``: a real node gossips over its
+HTTP port (``http_transport``), a simulated one over ``gossip.testing.InMemoryNetwork``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from gossip.auth import Wire
 from gossip.broadcast import BroadcastConfig, Broadcaster, RecordDelegate
@@ -22,12 +26,12 @@ from gossip.errors import JoinError
 from gossip.http_transport import AiohttpTransport
 from gossip.membership import MemberInfo, Membership, MembershipDelegate
 from gossip.messages import Message, Payloads
-from gossip.transport import Sender
+from gossip.transport import Sender, Transport
 from node.normalize import normal_form
 from node.server import NodeServer
 from webui.view import MemberView
 
-__all__ = ["cluster_id", "ClusterMember"]
+__all__ = ["cluster_id", "ClusterMember", "TransportFactory", "http_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,21 @@ def cluster_id(topic: str) -> str:
     """``swarmlist-<16 hex>`` from the topic's normal form ("Museums in Paris" = "museums in paris")."""
     digest = hashlib.blake2b(normal_form(topic).encode("utf-8"), digest_size=8).hexdigest()
     return f"swarmlist-{digest}"
+
+
+TransportFactory = Callable[[Wire], Transport]
+"""Builds a member's transport around the ``Wire`` that seals and opens its messages."""
+
+
+def http_transport(server: NodeServer, address: str) -> TransportFactory:
+    """Gossip on the node's one HTTP port: the transport's routes are mounted on ``server.app``."""
+
+    def build(wire: Wire) -> Transport:
+        transport = AiohttpTransport(wire, host="", port=server.port, advertise=address)
+        transport.add_routes(server.app)
+        return transport
+
+    return build
 
 
 class _LoggingDelegate:
@@ -52,35 +71,42 @@ class _LoggingDelegate:
 
 
 class ClusterMember:
-    """Wires a node into the cluster on its ``NodeServer``; ``start`` → ``leave`` → ``aclose``."""
+    """Wires a node into the cluster over the transport ``transport`` builds; ``start`` → ``leave`` → ``aclose``.
+
+    ``address`` is where peers reach this node (sealed into every message). ``rng`` seeds
+    membership's and dissemination's random choices (a seeded simulation repeats);
+    ``wall`` is the clock messages are stamped with (the loop's virtual one in a simulation).
+    """
 
     def __init__(
         self,
         *,
-        server: NodeServer,
+        transport: TransportFactory,
+        address: str,
         name: str,
         topic: str,
         incarnation: int,
         key: bytes | None,
-        advertise: str | None,
         seeds: Sequence[str],
         config: GossipConfig,
         broadcast: BroadcastConfig,
         records: RecordDelegate,
         delegate: MembershipDelegate | None = None,
+        rng: random.Random | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        address = advertise or server.address
+        rng = rng or random.Random()
         self.cluster = cluster_id(topic)
-        self._wire = Wire(self.cluster, key=key, name=name, address=address)
-        self._transport = AiohttpTransport(self._wire, host="", port=server.port, advertise=address)
-        self._transport.add_routes(server.app)
+        self._wire = Wire(self.cluster, key=key, name=name, address=address, clock=wall)
+        self._transport = transport(self._wire)
         self.membership = Membership(
-            name, self._transport, config, incarnation=incarnation, rng=random.Random(),
+            name, self._transport, config, incarnation=incarnation, rng=random.Random(rng.getrandbits(64)),
             delegate=delegate or _LoggingDelegate(),
         )  # fmt: skip
         self.broadcaster = Broadcaster(
-            name, self._transport, self.membership, delegate=records, config=broadcast, rng=random.Random()
-        )
+            name, self._transport, self.membership, delegate=records, config=broadcast,
+            rng=random.Random(rng.getrandbits(64)),
+        )  # fmt: skip
         self._seeds = list(seeds)
         self._join_task: asyncio.Task[None] | None = None
         self.join_error: JoinError | None = None

@@ -1,7 +1,8 @@
 """Run one node: open its store, replay it, produce until done, keep the list file current.
 
-``run_node(config)`` is what ``gossip-node`` calls. It wires the parts — store, state,
-backend, producer, list writer, exhaustion rule — and owns their lifecycle: SIGINT/SIGTERM
+``run_node(config)`` is what ``gossip-node`` calls. It binds the node's port, assembles the
+node on it (``node.assembly``: store, state, backend, producer, list writer, exhaustion rule,
+gossip over HTTP), mounts the web page, and owns the lifecycle: SIGINT/SIGTERM
 stop the producer at the next safe point, in-flight commits finish, the list file gets its
 last write, and everything closes. A restart on the same data dir resumes where it was.
 """
@@ -14,24 +15,16 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.assembly import ExhaustionTracker, Node, Progress, exhaustion_estimate
+from node.cluster import http_transport
 from node.config import NodeConfig
-from gossip.broadcast import BroadcastConfig
-from gossip.config import GossipConfig
-from node.cluster import ClusterMember
-from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
-from node.export import ListFileWriter
-from node.hlc import HybridClock
 from node.llm.base import LLMBackend
 from node.llm.openai_backend import OpenAIBackend, OpenAIConfig
 from node.llm.sim.backend import SimulatedBackend
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
 from node.llm.sim.universe import load_universe
-from node.producer import Producer
-from node.state import NodeState
-from node.replication import RecordExchange
 from node.server import CannotListen, NodeServer
-from node.store import Store
 from node.view import StateView
 from webui.app import add_routes
 
@@ -58,52 +51,6 @@ def build_backend(config: NodeConfig) -> LLMBackend:
     )
 
 
-def exhaustion_estimate(state: NodeState) -> SizeEstimate:
-    """The topic's size from every generated item so far: per-partition Chao1, summed.
-
-    Costs O(distinct entries), not O(samples); ``ExhaustionTracker`` memoises it.
-    """
-    by_partition = {partition: chao1(counts.values()) for partition, counts in state.sample_counts().items()}
-    return combine_groups(by_partition, distinct_observed=state.distinct_sampled)
-
-
-class ExhaustionTracker:
-    """The estimate and the stop rule of one node's state, recomputed only after new observations
-    (the producer asks before every call, the progress display every second)."""
-
-    def __init__(self, state: NodeState, rule: StopRule) -> None:
-        self._state = state
-        self._rule = rule
-        self._at_observations = -1
-        self._estimate: SizeEstimate | None = None
-
-    def estimate(self) -> SizeEstimate:
-        if self._estimate is None or self._at_observations != self._state.observation_count:
-            self._at_observations = self._state.observation_count
-            self._estimate = exhaustion_estimate(self._state)
-        return self._estimate
-
-    def reason_to_stop(self) -> str | None:
-        """Why the topic counts as exhausted now, or None to go on."""
-        decision = self._rule.decide(self.estimate(), [call.new for call in self._state.calls()])
-        return f"topic exhausted: {decision.reason}" if decision.stop else None
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A snapshot for the progress display."""
-
-    node: str
-    entries: int  # lines of the list
-    calls: int  # this node's calls started
-    calls_failed: int
-    new_per_call: float  # over this node's calls that completed
-    duplicate_share: float  # generated items that were exact or fuzzy duplicates
-    estimate: SizeEstimate
-    tokens: int
-    done_reason: str | None
-
-
 @dataclass(frozen=True, slots=True)
 class NodeRun:
     """How a run ended."""
@@ -111,26 +58,6 @@ class NodeRun:
     reason: str
     entries: int
     calls: int
-
-
-def _progress(
-    state: NodeState, producer: Producer, node: str, tracker: ExhaustionTracker, reason: str | None
-) -> Progress:
-    calls = state.calls(node)
-    items = sum(call.items for call in calls)
-    new = sum(call.new for call in calls)
-    stats = producer.stats
-    return Progress(
-        node=node,
-        entries=len(state.entries),
-        calls=stats.calls_started,
-        calls_failed=stats.calls_failed,
-        new_per_call=new / len(calls) if calls else 0.0,
-        duplicate_share=(items - new) / items if items else 0.0,
-        estimate=tracker.estimate(),
-        tokens=stats.prompt_tokens + stats.completion_tokens,
-        done_reason=reason,
-    )
 
 
 async def run_node(
@@ -149,96 +76,56 @@ async def run_node(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
-    store = await Store.open(config.data_dir, topic=config.topic, node_name=config.node_name)
-    backend: LLMBackend | None = None
-    writer: ListFileWriter | None = None
+    server = NodeServer.bind(config.host, config.port)
     try:
-        state = NodeState()
-        state.apply_all(await store.load_records())
-        node = store.identity.name
-        log.info(
-            "node %s (incarnation %d) on %s: %d entries from the data dir, topic %r",
-            node, store.identity.incarnation, config.data_dir, len(state.entries), config.topic,
-        )  # fmt: skip
-        backend = build_backend(config)
-        writer = ListFileWriter(state.entries, config.data_dir, debounce_s=config.list_debounce_s)
-        writer.start()
-        writer.changed()
-
-        tracker = ExhaustionTracker(state, config.stop)
-        clock = HybridClock()
-        exchange = RecordExchange(store=store, state=state, clock=clock, on_change=writer.changed)
-        producer = Producer(
-            config=config.producer,
-            backend=backend,
-            store=store,
-            state=state,
-            clock=clock,
-            topic=config.topic,
-            should_stop=tracker.reason_to_stop,
-            on_change=writer.changed,
-            on_committed=exchange.committed,
+        address = config.advertise or server.address
+        node = await Node.open(
+            config, backend=lambda: build_backend(config), transport=http_transport(server, address), address=address
         )
-        server = NodeServer.bind(config.host, config.port)
-        cluster = ClusterMember(
-            server=server,
-            name=node,
-            topic=config.topic,
-            incarnation=store.identity.incarnation,
-            key=config.cluster_key,
-            advertise=config.advertise,
-            seeds=config.seeds,
-            config=GossipConfig.local() if config.gossip_profile == "local" else GossipConfig.lan(),
-            broadcast=BroadcastConfig.local() if config.gossip_profile == "local" else BroadcastConfig.lan(),
-            records=exchange,
-        )
-        exchange.connect(cluster.publish)
+    except BaseException:
+        await server.aclose()
+        raise
+    try:
         if config.cluster_key is None:
             log.warning(
                 "OPEN CLUSTER: no cluster key, so gossip is unauthenticated; bound to %s only. "
                 "Pass --cluster-key-file to authenticate members.", config.host,
             )  # fmt: skip
+        cluster = node.cluster
         view = StateView(
-            state,
-            node_name=node,
+            node.state,
+            node_name=node.name,
             topic=config.topic,
             members=cluster.members,
-            metrics=lambda: {**_metrics(_progress(state, producer, node, tracker, producer.stop_reason)),
+            metrics=lambda: {**_metrics(node.progress()),
                              "membership": cluster.membership.metrics(),
                              "gossip": cluster.broadcaster.metrics()},  # fmt: skip
         )
         add_routes(server.app, view)
         await server.start()
-        await cluster.start()
+        await node.start()
         log.info(
-            "node %s serving %s as %s in cluster %s%s", node, server.url, cluster.membership.address,
+            "node %s serving %s as %s in cluster %s%s", node.name, server.url, cluster.membership.address,
             cluster.cluster, f", joining via {', '.join(config.seeds)}" if config.seeds else " (new cluster)",
         )  # fmt: skip
         on_listening(server.url)
-        reporter = asyncio.create_task(
-            _report(state, producer, node, tracker, on_progress, progress_interval_s, store, cluster)
-        )
+        reporter = asyncio.create_task(_report(node, on_progress, progress_interval_s))
         try:
-            reason = await producer.run(stop)
+            reason = await node.produce(stop)
             log.info("producer stopped: %s", reason)
             if not config.exit_when_done and not stop.is_set():
                 log.info("idle: the list is complete as far as this node can tell; Ctrl-C stops")
                 await stop.wait()
         finally:
             reporter.cancel()
-            await cluster.leave(timeout_s=2.0)
-            await store.save_incarnation(cluster.membership.incarnation)
-            await cluster.aclose()
+            await node.leave(timeout_s=2.0)
             await server.aclose()
-        await writer.flush()
-        on_progress(_progress(state, producer, node, tracker, reason))
-        return NodeRun(reason=reason, entries=len(state.entries), calls=producer.stats.calls_started)
+        await node.flush_list()
+        on_progress(node.progress(reason))
+        return NodeRun(reason=reason, entries=len(node.state.entries), calls=node.producer.stats.calls_started)
     finally:
-        if writer is not None:
-            await writer.aclose()
-        if backend is not None:
-            await backend.aclose()
-        await store.aclose()
+        await node.aclose()
+        await server.aclose()
 
 
 def _metrics(progress: Progress) -> dict[str, object]:
@@ -258,21 +145,7 @@ def _metrics(progress: Progress) -> dict[str, object]:
     }
 
 
-async def _report(
-    state: NodeState,
-    producer: Producer,
-    node: str,
-    tracker: ExhaustionTracker,
-    on_progress: Callable[[Progress], None],
-    interval_s: float,
-    store: Store,
-    cluster: ClusterMember,
-) -> None:
-    saved_incarnation = cluster.membership.incarnation
+async def _report(node: Node, on_progress: Callable[[Progress], None], interval_s: float) -> None:
     while True:
-        on_progress(_progress(state, producer, node, tracker, producer.stop_reason))
-        incarnation = cluster.membership.incarnation
-        if incarnation != saved_incarnation:  # a refutation raised it: a restart must start above it
-            await store.save_incarnation(incarnation)
-            saved_incarnation = incarnation
+        on_progress(node.progress())
         await asyncio.sleep(interval_s)

@@ -4,7 +4,12 @@ One SQLite file (``DATA_DIR/swarmlist.db``) in WAL mode with ``synchronous=FULL`
 counts as acknowledged — shown, exported, gossiped — only once the transaction that wrote it
 has committed, so a node killed with SIGKILL restarts with everything it acknowledged.
 All SQLite work runs on one dedicated thread (a connection belongs to one thread), off the
-event loop. Records are stored as their canonical encoding under their content key; the set
+event loop — except in *inline* mode, for simulations on a virtual clock (``gossip-sim``):
+there it runs on the loop's own thread, so the order in which many nodes' commits complete
+cannot depend on thread timing and a seed reproduces a run exactly. A simulation's stores may
+also be *non-durable* (``synchronous=NORMAL``): in WAL mode a commit then survives a process
+crash — the only crash a simulation emulates — but not a power loss, and costs ~70 µs instead
+of an fsync's milliseconds. Records are stored as their canonical encoding under their content key; the set
 is grow-only, so an insert of a known key is a no-op and merging is idempotent.
 
 Opening refuses, and overwrites nothing, when the directory holds another topic, a schema
@@ -98,7 +103,7 @@ class Store:
     """Use ``await Store.open(...)``; then ``add``/``load_records``; ``aclose`` when done."""
 
     def __init__(self, data_dir: Path, connection: sqlite3.Connection, lock_file: IO[str],
-                 executor: ThreadPoolExecutor, identity: NodeIdentity, topic: str) -> None:  # fmt: skip
+                 executor: ThreadPoolExecutor | None, identity: NodeIdentity, topic: str) -> None:  # fmt: skip
         self._data_dir = data_dir
         self._db = connection
         self._lock_file = lock_file
@@ -124,19 +129,36 @@ class Store:
         return self._data_dir
 
     @classmethod
-    async def open(cls, data_dir: Path | str, *, topic: str, node_name: str | None = None) -> Store:
-        """Open (or create) the store in ``data_dir`` for ``topic``; bumps the incarnation."""
+    async def open(
+        cls,
+        data_dir: Path | str,
+        *,
+        topic: str,
+        node_name: str | None = None,
+        inline: bool = False,
+        durable: bool = True,
+    ) -> Store:
+        """Open (or create) the store in ``data_dir`` for ``topic``; bumps the incarnation.
+
+        ``inline``: run SQLite on the calling thread (the event loop's): deterministic under a
+        virtual clock, but every call blocks the loop — for simulations, not for real nodes.
+        ``durable=False``: commits survive a process crash, not a power loss (see the module
+        docstring) — for simulations.
+        """
         path = Path(data_dir)
+        if inline:
+            return cls._open_sync(path, topic, node_name, None, durable)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="swarmlist-store")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(executor, cls._open_sync, path, topic, node_name, executor)
+            return await loop.run_in_executor(executor, cls._open_sync, path, topic, node_name, executor, durable)
         except BaseException:
             executor.shutdown(wait=False)
             raise
 
     @classmethod
-    def _open_sync(cls, path: Path, topic: str, node_name: str | None, executor: ThreadPoolExecutor) -> Store:
+    def _open_sync(cls, path: Path, topic: str, node_name: str | None, executor: ThreadPoolExecutor | None,
+                   durable: bool) -> Store:  # fmt: skip
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -156,7 +178,7 @@ class Store:
         lock_file.write(f"pid {os.getpid()}\n")
         lock_file.flush()
         try:
-            connection, identity = cls._open_db(path / DB_FILENAME, topic, node_name)
+            connection, identity = cls._open_db(path / DB_FILENAME, topic, node_name, durable)
         except BaseException:
             lock_file.close()
             raise
@@ -165,7 +187,8 @@ class Store:
         return store
 
     @staticmethod
-    def _open_db(db_path: Path, topic: str, node_name: str | None) -> tuple[sqlite3.Connection, NodeIdentity]:
+    def _open_db(db_path: Path, topic: str, node_name: str | None,
+                 durable: bool) -> tuple[sqlite3.Connection, NodeIdentity]:  # fmt: skip
         existed = db_path.exists() and db_path.stat().st_size > 0
         try:
             connection = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -175,7 +198,7 @@ class Store:
             if existed:
                 Store._check_existing(connection, db_path, topic)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             connection.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             connection.close()
@@ -227,6 +250,8 @@ class Store:
     async def _run(self, function: Callable[[], _T]) -> _T:
         if self._closed:
             raise StoreError("store is closed")
+        if self._executor is None:  # inline mode
+            return function()
         return await asyncio.get_running_loop().run_in_executor(self._executor, function)
 
     async def add(self, records: Sequence[Record]) -> list[Record]:
@@ -293,7 +318,8 @@ class Store:
 
         await self._run(close)
         self._closed = True
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         self._lock_file.close()
 
     async def __aenter__(self) -> Store:

@@ -1,0 +1,231 @@
+"""Tests for node.simulation: N full nodes on the in-memory network and a virtual clock.
+
+Without anti-entropy (not wired into the node yet) push dissemination reaches only members a
+node knows when it pushes: the harness starts production after every node sees every other,
+so a fault-free run converges on push alone; records made while a node was down or cut off
+are not repaired, and these tests do not assert either way about those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gossip.testing import DEFAULT_WALL_START, run_virtual
+from node.codec import decode_record
+from node.errors import ConfigError
+from node.hlc import hlc_physical_ms
+from node.normalize import entry_id
+from node.records import EntryRecord, Record
+from node.simulation import NodeEvent, SimConfig, Simulation, SimReport, run_simulation, set_digest
+from node.store import DB_FILENAME, Store
+
+
+def _config(**changes: object) -> SimConfig:
+    base: dict[str, object] = {"nodes": 4, "universe": "countries", "rng_seed": 11, "max_calls": 3,
+                               "time_limit_s": 300.0}  # fmt: skip
+    return SimConfig(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def _records_on_disk(data_dir: Path) -> dict[str, Record]:
+    """A node's committed records, read from its database file: key -> record."""
+    connection = sqlite3.connect(f"file:{data_dir / DB_FILENAME}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT key, body FROM records").fetchall()
+    finally:
+        connection.close()
+    return {key: decode_record(bytes(body)) for key, body in rows}
+
+
+def _virtual_time_of(record: Record) -> float:
+    """Virtual seconds since the start of the run at which ``record`` was stamped."""
+    return hlc_physical_ms(record.hlc) / 1000.0 - DEFAULT_WALL_START
+
+
+def _without_timing(report: SimReport) -> dict[str, object]:
+    values = report.as_dict()
+    values.pop("real_s")
+    return values
+
+
+def test_without_faults_every_node_ends_with_the_same_digest(tmp_path: Path) -> None:
+    """All nodes start before production, so push alone brings every node to one set."""
+    report = run_simulation(_config(data_dir=tmp_path))
+    assert report.end_reason == "converged"
+    digests = report.digests()
+    assert len(digests) == 4 and len(set(digests.values())) == 1
+    on_disk = {name: set(_records_on_disk(tmp_path / name)) for name in digests}
+    assert all(keys == on_disk["node1"] for keys in on_disk.values())
+    assert set_digest(list(on_disk["node1"])) == digests["node1"]
+    cluster = report.cluster
+    assert cluster["converged"] and cluster["distinct_digests"] == 1
+    assert cluster["calls"] == sum(node["calls"] for node in report.nodes) == 4 * 3
+    assert 0 < cluster["coverage"] <= 1 and cluster["tokens"] > 0 and cluster["wire_bytes"] > 0
+    assert cluster["converged_at_s"] >= cluster["last_record_at_s"] >= cluster["last_new_entry_at_s"] > 0
+    coverage = [sample.coverage_union for sample in report.series]
+    assert coverage == sorted(coverage) and coverage[-1] == cluster["coverage"]
+    assert all(node["record_bytes_out"] > 0 and node["entries"] == report.nodes[0]["entries"] for node in report.nodes)
+    assert report.popularity_alpha > 0 and report.sim_params["version"]
+    json.dumps(report.as_dict())  # the report is JSON as it stands
+
+
+def test_a_seed_reproduces_the_run_exactly_and_another_seed_differs() -> None:
+    """Same seed: the same report, digest for digest and sample for sample; another seed: another run."""
+    config = _config(loss=0.05)
+    first, second = run_simulation(config), run_simulation(config)
+    assert _without_timing(first) == _without_timing(second)
+    other = run_simulation(_config(loss=0.05, rng_seed=12))
+    assert other.digests() != first.digests()
+
+
+def test_a_killed_node_keeps_its_records_and_rejoins_with_a_higher_incarnation(tmp_path: Path) -> None:
+    """Kill node2 mid-production, restart it: its committed records survive, peers saw it dead,
+    then alive at a higher incarnation, and what it makes after the restart reaches everyone."""
+    config = _config(data_dir=tmp_path, max_calls=6, kills=(NodeEvent("node2", 3.0),),
+                     restarts=(NodeEvent("node2", 15.0),))  # fmt: skip
+    simulation = Simulation(config)
+    at_crash: dict[str, Record] = {}
+    views: dict[str, tuple[str, int] | None] = {}
+
+    def after_kill(sim: Simulation) -> None:
+        assert sim.node("node2") is None
+        at_crash.update(_records_on_disk(tmp_path / "node2"))
+
+    def view_of_node2(label: str) -> None:
+        node1 = simulation.node("node1")
+        assert node1 is not None
+        member = node1.cluster.membership.member("node2")
+        views[label] = (member.state_name, member.incarnation) if member else None
+
+    simulation.at(3.0, after_kill)  # runs after the configured kill at the same time
+    simulation.at(14.0, lambda sim: view_of_node2("down"))
+    simulation.at(30.0, lambda sim: view_of_node2("back"))
+    report = run_virtual(simulation.run())
+
+    assert at_crash, "node2 had committed records before the crash"
+    node2 = next(node for node in report.nodes if node["name"] == "node2")
+    assert node2["alive"] and node2["starts"] == 2 and node2["incarnation"] >= 2
+    assert views["down"] is not None and views["down"][0] == "dead"
+    assert views["back"] is not None and views["back"][0] == "alive" and views["back"][1] >= 2
+    after = _records_on_disk(tmp_path / "node2")
+    assert set(at_crash) <= set(after)
+    made_after_restart = {key for key, record in after.items()
+                          if key not in at_crash and _origin(record) == "node2"}  # fmt: skip
+    assert made_after_restart, "node2 produced after its restart"
+    for name in ("node1", "node3", "node4"):
+        assert made_after_restart <= set(_records_on_disk(tmp_path / name))
+    assert [event["event"] for event in report.events if event["node"] == "node2"][-2:] == ["start", "producer-done"]
+
+
+def _origin(record: Record) -> str:
+    return getattr(record, "origin", None) or getattr(record, "node", "")
+
+
+def test_a_partition_splits_the_cluster_and_after_heal_new_records_reach_both_sides(tmp_path: Path) -> None:
+    """During the partition each side makes records the other lacks; after heal the members see
+    each other alive again and every record made once they do reaches all four nodes."""
+    config = _config(data_dir=tmp_path, max_calls=0, partition_at_s=2.0, heal_at_s=8.0, gossip_profile="local")
+    simulation = Simulation(config)
+    during: dict[str, set[str]] = {}
+    alive_after_heal: list[int] = []
+
+    def snapshot(sim: Simulation) -> None:
+        during.update({name: set(_records_on_disk(tmp_path / name)) for name in ("node1", "node3")})
+
+    def count_alive(sim: Simulation) -> None:
+        alive_after_heal.extend(sum(m.state_name == "alive" for m in node.cluster.membership.members())
+                                for node in sim.live_nodes())  # fmt: skip
+
+    simulation.at(7.9, snapshot)
+    simulation.at(14.0, count_alive)
+    report = run_virtual(simulation.run())
+
+    assert during["node1"] - during["node3"] and during["node3"] - during["node1"]
+    assert alive_after_heal == [4, 4, 4, 4]
+    assert report.partitions == ({"at_s": 2.0, "healed_at_s": 8.0, "sides": [["node1", "node2"], ["node3", "node4"]]},)
+    on_disk = {name: _records_on_disk(tmp_path / name) for name in ("node1", "node2", "node3", "node4")}
+    late = {key for records in on_disk.values() for key, record in records.items() if _virtual_time_of(record) > 14.0}
+    assert late, "the producers were still at work after the heal"
+    assert all(late <= set(records) for records in on_disk.values())
+
+
+def test_scheduled_actions_run_at_their_virtual_time_in_order() -> None:
+    """``at`` hooks fire at the virtual second asked for, in time order, and keep the run going until then."""
+    simulation = Simulation(_config(nodes=2, max_calls=1))
+    fired: list[tuple[str, float]] = []
+    simulation.at(40.0, lambda sim: fired.append(("late", round(sim.now_s, 6))))
+    simulation.at(1.5, lambda sim: fired.append(("early", round(sim.now_s, 6))))
+    report = run_virtual(simulation.run())
+    assert fired == [("early", 1.5), ("late", 40.0)]
+    assert report.virtual_s >= 40.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("node2@30", NodeEvent("node2", 30.0)),
+        ("3@1.5", NodeEvent("node3", 1.5)),
+        (" Node4@0 ", NodeEvent("node4", 0.0)),
+    ],
+)
+def test_node_events_parse(text: str, expected: NodeEvent) -> None:
+    """NODE@T takes nodeI or I and virtual seconds."""
+    assert NodeEvent.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["node2", "node2@", "@5", "nodeX@5", "node2@-1", "node2@soon", "n2@5", "node2@nan"])
+def test_bad_node_events_are_refused(text: str) -> None:
+    """Anything but NODE@SECONDS is a ConfigError saying what was expected."""
+    with pytest.raises(ConfigError, match="NODE@SECONDS"):
+        NodeEvent.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"kills": (NodeEvent("node9", 5.0),)}, "no such node"),
+        ({"restarts": (NodeEvent("node2", 5.0),)}, "not down"),
+        ({"kills": (NodeEvent("node2", 5.0), NodeEvent("node2", 6.0))}, "already down"),
+        ({"kills": (NodeEvent("node2", 5.0),), "restarts": (NodeEvent("node2", 4.0),)}, "not down"),
+        ({"kills": (NodeEvent("node2", 500.0),)}, "past the time limit"),
+        ({"heal_at_s": 5.0}, "needs --partition-at"),
+        ({"partition_at_s": 5.0, "heal_at_s": 5.0}, "after --partition-at"),
+        ({"nodes": 1, "partition_at_s": 1.0}, "at least 2 nodes"),
+        ({"loss": 1.5}, "probability"),
+        ({"universe": "planets"}, "unknown universe"),
+        ({"concurrency": 0}, "concurrency"),
+    ],
+)
+def test_invalid_configs_are_refused(changes: dict[str, object], message: str) -> None:
+    """Faults that cannot happen (restart a live node, kill a missing one) fail before the run."""
+    with pytest.raises(ConfigError, match=message):
+        _config(**changes)
+
+
+def test_a_kill_then_restart_at_the_same_second_is_valid() -> None:
+    """Kills sort before restarts at one instant, so node2@5 killed and restarted is accepted."""
+    config = _config(kills=(NodeEvent("node2", 5.0),), restarts=(NodeEvent("node2", 5.0),))
+    assert config.restarts == (NodeEvent("node2", 5.0),)
+
+
+def test_inline_store_commits_without_leaving_the_calling_thread(tmp_path: Path) -> None:
+    """The simulation's stores run SQLite inline: ``add`` completes without ever yielding to the
+    loop (so no thread's timing can reorder commits), and a reopen finds what was committed."""
+    record = EntryRecord(id=entry_id("Chile"), text="Chile", partition="", origin="n", hlc=1)
+
+    async def main() -> None:
+        store = await Store.open(tmp_path, topic="t", inline=True, durable=False)
+        adding = store.add([record])
+        with pytest.raises(StopIteration) as finished:
+            adding.send(None)  # one step, no suspension: the commit happened on this thread
+        assert finished.value.value == [record]
+        await store.aclose()
+        async with await Store.open(tmp_path, topic="t", inline=True) as again:
+            assert await again.load_records() == [record]
+            assert again.identity.incarnation == 2
+
+    asyncio.run(main())
