@@ -69,7 +69,7 @@ from rich.table import Table
 from node.llm.base import ChatMessage
 from node.llm.sim.cli import params_table
 from node.llm.sim.model import SimulatedModel
-from node.llm.sim.params import SimParams
+from node.llm.sim.params import SimParams, solve_popularity_alpha
 from node.llm.sim.server import create_sim_app
 from node.llm.sim.universe import Universe, available_universes, load_universe
 from node.normalize import entry_id, normal_form
@@ -143,7 +143,13 @@ class GroundTruth:
                     by_nf[nf].append(index)
         self._items_by_nf = {nf: tuple(indices) for nf, indices in by_nf.items()}
         self._nf_choices = list(self._items_by_nf)
-        self.weights = tuple(max(item.popularity, 1.0) ** params.popularity_alpha for item in items)
+        popularities = [item.popularity for item in items]
+        self.alpha = (
+            params.popularity_alpha
+            if params.popularity_alpha is not None
+            else solve_popularity_alpha(popularities, params.target_distinct_in_10)
+        )
+        self.weights = tuple(max(popularity, 1.0) ** self.alpha for popularity in popularities)
         self.quantiles = _popularity_quantiles(self.weights)
         self.know_probability = tuple(_know_probability(q, params) for q in self.quantiles)
         self.by_popularity = tuple(sorted(range(len(items)), key=lambda i: (-self.weights[i], i)))
@@ -797,7 +803,11 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
     def add(measure: str, configured: str, measured: str, published: str = "—") -> None:
         rows.append((measure, configured, measured, published))
 
-    alpha = f"α={params['popularity_alpha']:g}"
+    alpha = (
+        f"α={params['popularity_alpha']:g}"
+        if params.get("popularity_alpha") is not None
+        else f"α solved for {params['target_distinct_in_10']:g} distinct in 10"
+    )
     for key in ("diversity_reference", "diversity"):
         if key in results:
             d = results[key]
