@@ -31,8 +31,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_summary, machine_info, write_results  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # ahead of scripts/bench, whose webui.py would shadow the package
+from scripts.bench.report import machine_info, machine_summary, write_results  # noqa: E402
 
 from node.estimate import StopRule, estimate_topic  # noqa: E402
 from node.hlc import HybridClock  # noqa: E402
@@ -45,7 +46,6 @@ from node.runtime import ExhaustionTracker  # noqa: E402
 from node.state import NodeState  # noqa: E402
 from node.store import Store  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SUPPRESSIONS = (0.0, 0.3, 0.5, 0.7)
 
 
@@ -178,7 +178,9 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # the producer's per-fault warnings would drown the tables
     producer_config = ProducerConfig(concurrency=2)
     params = SimParams()
-    console.print(f"simulated LLM parameters {params.version}: {params.describe()}")
+    alphas = {name: SimulatedModel(load_universe(name), params).popularity_alpha
+              for name in (args.universe, args.calibration_universe)}  # fmt: skip
+    console.print(f"simulated LLM parameters {params.version}: {params.describe()}; solved alpha {alphas}")
     started = time.perf_counter()
 
     main_runs = {seed: asyncio.run(run_once(args.universe, seed, producer_config)) for seed in args.seeds}
@@ -230,6 +232,7 @@ def main() -> None:
         "calibration_seeds": list(range(100, 100 + args.calibration_seeds)),
         "producer": asdict(producer_config),
         "sim_params": params.describe(),
+        "sim_alpha": alphas,
         "checkpoints": {str(seed): [asdict(s) for _, s in _checkpoints(run)] for seed, run in main_runs.items()},
         "interval_coverage": calibration,
         "wall_s": elapsed,
@@ -241,7 +244,8 @@ def main() -> None:
     markdown = "\n".join(
         [
             f"`scripts/bench/single_node.py`: one `gossip-node`-equivalent run to exhaustion on `{args.universe}` "
-            f"(seed {first_seed}; simulated LLM parameters {params.version}; producer {producer_config}). "
+            f"(seed {first_seed}; simulated LLM parameters {params.version}, alpha {alphas[args.universe]:g}; "
+            f"producer {producer_config}). "
             "Coverage is against the universe's ground truth; *of producible* against the items the simulated "
             "model can produce at all (its long-tail ceiling); *truth* in the estimate column is that count.",
             "",
