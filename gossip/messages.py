@@ -9,6 +9,11 @@ SWIM runs over request/response (HTTP POST on real networks): a ``Ping`` is answ
 ``Ack``; a ``PingReq`` asks an intermediary to ping a target and answer ``Ack`` or ``Nack``;
 ``PushPull`` exchanges full membership state (join and periodic sync). Membership changes
 (``MemberUpdate``) ride piggybacked on all of them, as in SWIM §4.
+
+Anti-entropy (``gossip.anti_entropy``) runs over four more: an ``AntiEntropyDigest`` (a set's
+count, digest and MinHash sketch) is answered by a digest (identical, or one side empty) or
+by a ``CodedSymbols`` batch of a rateless IBLT; a ``CodedSymbolsRequest`` asks for more of
+them; ``RecordTransfer`` carries records both ways and the keys still wanted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ __all__ = [
     "MAX_ADDRESS_CHARS",
     "MAX_PAYLOADS_PER_MESSAGE",
     "MAX_PAYLOAD_BYTES",
+    "KEY_BYTES",
+    "SET_DIGEST_BYTES",
+    "SYMBOL_BYTES",
+    "MAX_SKETCH_BYTES",
+    "MAX_PARTITIONS_PER_DIGEST",
+    "MAX_SYMBOLS_PER_MESSAGE",
+    "MAX_ESTIMATOR_COUNTS",
+    "MAX_RECORDS_PER_TRANSFER",
+    "MAX_WANTED_KEYS",
     "MessageType",
     "MemberState",
     "MemberUpdate",
@@ -41,6 +55,11 @@ __all__ = [
     "PingReq",
     "PushPull",
     "Payloads",
+    "PartitionSummary",
+    "AntiEntropyDigest",
+    "CodedSymbols",
+    "CodedSymbolsRequest",
+    "RecordTransfer",
     "Message",
     "Envelope",
     "NONCE_BYTES",
@@ -65,6 +84,16 @@ MAX_PAYLOADS_PER_MESSAGE = 2048  # opaque records of the layers above (dissemina
 MAX_PAYLOAD_BYTES = 64 * 1024
 NONCE_BYTES = 16  # random per message; with the timestamp, what replay protection remembers
 MAC_BYTES = 32  # HMAC-SHA256; an envelope of a keyless (open) cluster carries an empty MAC
+# Anti-entropy. A record's key is BLAKE2b-128 of its bytes; a set digest is a 128-bit sum.
+KEY_BYTES = 16
+SET_DIGEST_BYTES = 16
+SYMBOL_BYTES = 28  # one coded symbol: 16-byte XOR of keys, 8-byte XOR of checksums, uint32 count
+MAX_SKETCH_BYTES = 1024
+MAX_PARTITIONS_PER_DIGEST = 1024
+MAX_SYMBOLS_PER_MESSAGE = 32 * 1024  # 896 KiB of symbols: under MAX_MESSAGE_BYTES with room to spare
+MAX_ESTIMATOR_COUNTS = 4096  # one byte each: counts of the symbols after a batch, to estimate the difference
+MAX_RECORDS_PER_TRANSFER = 32 * 1024  # records are small (~100 B); the byte limit binds first for large ones
+MAX_WANTED_KEYS = 32 * 1024  # 576 KiB of keys at most
 
 
 class MessageType(IntEnum):
@@ -76,6 +105,10 @@ class MessageType(IntEnum):
     PING_REQ = 4
     PUSH_PULL = 5
     PAYLOADS = 6  # opaque records pushed by the dissemination layer
+    AE_DIGEST = 7  # anti-entropy: a set's digest and sketch (request, and the "identical" reply)
+    AE_SYMBOLS = 8  # anti-entropy: coded symbols of a rateless IBLT (a reply)
+    AE_SYMBOLS_REQUEST = 9  # anti-entropy: ask for more coded symbols
+    AE_RECORDS = 10  # anti-entropy: records both ways, and the keys still wanted
 
 
 class MemberState(IntEnum):
@@ -142,7 +175,71 @@ class Payloads:
     items: tuple[bytes, ...]
 
 
-Message = Ping | Ack | Nack | PingReq | PushPull | Payloads
+@dataclass(frozen=True, slots=True)
+class PartitionSummary:
+    """One partition of a record set: its size, digest and MinHash sketch (labels are opaque)."""
+
+    label: str
+    count: int
+    digest: bytes  # SET_DIGEST_BYTES
+    sketch: bytes = b""  # b-bit MinHash of the partition's keys; empty = not sent
+
+
+@dataclass(frozen=True, slots=True)
+class AntiEntropyDigest:
+    """A record set's summary: a request opening a round, or the reply when no symbols are needed."""
+
+    count: int
+    digest: bytes  # SET_DIGEST_BYTES: order-independent digest of every key
+    sketch: bytes = b""  # b-bit MinHash of the whole set; empty = not sent
+    partitions: tuple[PartitionSummary, ...] = ()  # sent only when refreshing a peer's partition view
+    want_partitions: bool = False  # asks the responder to include its partitions in the reply
+
+
+@dataclass(frozen=True, slots=True)
+class CodedSymbols:
+    """Coded symbols ``start .. start + n`` of the sender's set, with the summary they were cut from."""
+
+    count: int
+    digest: bytes  # SET_DIGEST_BYTES
+    sketch: bytes  # b-bit MinHash (empty in replies to CodedSymbolsRequest)
+    start: int
+    symbols: bytes  # n × SYMBOL_BYTES: all key sums, then all checksums, then all counts
+    partitions: tuple[PartitionSummary, ...] = ()
+    counts: bytes = b""  # the counts, mod 256, of the symbols after this batch (for estimating d only)
+
+
+@dataclass(frozen=True, slots=True)
+class CodedSymbolsRequest:
+    """Ask for symbols ``start .. stop`` of a set expected to still have this count and digest."""
+
+    start: int
+    stop: int
+    count: int
+    digest: bytes  # SET_DIGEST_BYTES; if the set changed, the reply restarts from symbol 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTransfer:
+    """Records for the receiver and keys the sender wants; request and reply alike.
+
+    ``served`` (replies) is how many of the request's ``want`` keys the reply answers, found or
+    not. ``bulk`` asks for (request) or carries (reply) every record from position ``cursor``
+    of the sender's key order on; a bulk reply's ``cursor`` is where to continue. ``count`` and
+    ``digest`` are the sender's set after it merged the items it received.
+    """
+
+    items: tuple[bytes, ...]
+    want: tuple[bytes, ...]  # KEY_BYTES each
+    count: int
+    digest: bytes  # SET_DIGEST_BYTES
+    served: int = 0
+    bulk: bool = False
+    cursor: int = 0
+
+
+Message = (Ping | Ack | Nack | PingReq | PushPull | Payloads | AntiEntropyDigest | CodedSymbols | CodedSymbolsRequest
+           | RecordTransfer)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +273,11 @@ class Envelope:
 #     PING_REQ   [seq, target, target_address, [update...]]
 #     PUSH_PULL  [[update...], join]
 #     PAYLOADS   [channel, [bytes...]]
+# Anti-entropy (PartitionSummary = [label, count, digest, sketch]):
+#     AE_DIGEST           [count, digest, sketch, [partition...], want_partitions]
+#     AE_SYMBOLS          [count, digest, sketch, start, symbols, [partition...], counts]
+#     AE_SYMBOLS_REQUEST  [start, stop, count, digest]
+#     AE_RECORDS          [[bytes...], [key...], count, digest, served, bulk, cursor]
 
 _UINT64_MAX = 2**64 - 1
 _INT64_MAX = 2**63 - 1
@@ -479,6 +581,103 @@ def _parse_payloads(raw: object) -> Payloads:
     )
 
 
+def _fixed_bytes(value: object, what: str, size: int) -> bytes:
+    data = _bytes(value, what, max_bytes=size)
+    if len(data) != size:
+        raise ProtocolError(f"{what}: {len(data)} bytes, expected {size}")
+    return data
+
+
+def _parse_partition(raw: object) -> PartitionSummary:
+    fields = _array(raw, "partition summary", length=4)
+    return PartitionSummary(
+        label=_str(fields[0], "partition label", max_chars=MAX_NAME_CHARS),
+        count=_int(fields[1], "partition count"),
+        digest=_fixed_bytes(fields[2], "partition digest", SET_DIGEST_BYTES),
+        sketch=_bytes(fields[3], "partition sketch", max_bytes=MAX_SKETCH_BYTES),
+    )
+
+
+def _parse_partitions(raw: object) -> tuple[PartitionSummary, ...]:
+    items = _array(raw, "partition summaries", max_items=MAX_PARTITIONS_PER_DIGEST)
+    return tuple(_parse_partition(item) for item in items)
+
+
+def _parse_ae_digest(raw: object) -> AntiEntropyDigest:
+    fields = _array(raw, "AE_DIGEST", length=5)
+    return AntiEntropyDigest(
+        count=_int(fields[0], "AE_DIGEST count"),
+        digest=_fixed_bytes(fields[1], "AE_DIGEST digest", SET_DIGEST_BYTES),
+        sketch=_bytes(fields[2], "AE_DIGEST sketch", max_bytes=MAX_SKETCH_BYTES),
+        partitions=_parse_partitions(fields[3]),
+        want_partitions=_bool(fields[4], "AE_DIGEST want_partitions"),
+    )
+
+
+def _parse_ae_symbols(raw: object) -> CodedSymbols:
+    fields = _array(raw, "AE_SYMBOLS", length=7)
+    symbols = _bytes(fields[4], "AE_SYMBOLS symbols", max_bytes=MAX_SYMBOLS_PER_MESSAGE * SYMBOL_BYTES)
+    if len(symbols) % SYMBOL_BYTES:
+        raise ProtocolError(f"AE_SYMBOLS symbols: {len(symbols)} bytes, not a multiple of {SYMBOL_BYTES}")
+    return CodedSymbols(
+        count=_int(fields[0], "AE_SYMBOLS count"),
+        digest=_fixed_bytes(fields[1], "AE_SYMBOLS digest", SET_DIGEST_BYTES),
+        sketch=_bytes(fields[2], "AE_SYMBOLS sketch", max_bytes=MAX_SKETCH_BYTES),
+        start=_int(fields[3], "AE_SYMBOLS start", maximum=_INT64_MAX),
+        symbols=symbols,
+        partitions=_parse_partitions(fields[5]),
+        counts=_bytes(fields[6], "AE_SYMBOLS counts", max_bytes=MAX_ESTIMATOR_COUNTS),
+    )
+
+
+def _parse_ae_symbols_request(raw: object) -> CodedSymbolsRequest:
+    fields = _array(raw, "AE_SYMBOLS_REQUEST", length=4)
+    start = _int(fields[0], "AE_SYMBOLS_REQUEST start", maximum=_INT64_MAX)
+    stop = _int(fields[1], "AE_SYMBOLS_REQUEST stop", maximum=_INT64_MAX)
+    if stop < start:
+        raise ProtocolError(f"AE_SYMBOLS_REQUEST: stop {stop} is before start {start}")
+    return CodedSymbolsRequest(start=start, stop=stop, count=_int(fields[2], "AE_SYMBOLS_REQUEST count"),
+                               digest=_fixed_bytes(fields[3], "AE_SYMBOLS_REQUEST digest", SET_DIGEST_BYTES))  # fmt: skip
+
+
+def _parse_ae_records(raw: object) -> RecordTransfer:
+    fields = _array(raw, "AE_RECORDS", length=7)
+    items = _array(fields[0], "AE_RECORDS items", max_items=MAX_RECORDS_PER_TRANSFER)
+    want = _array(fields[1], "AE_RECORDS want", max_items=MAX_WANTED_KEYS)
+    return RecordTransfer(
+        items=tuple(_bytes(item, "AE_RECORDS item", max_bytes=MAX_PAYLOAD_BYTES) for item in items),
+        want=tuple(_fixed_bytes(key, "AE_RECORDS wanted key", KEY_BYTES) for key in want),
+        count=_int(fields[2], "AE_RECORDS count"),
+        digest=_fixed_bytes(fields[3], "AE_RECORDS digest", SET_DIGEST_BYTES),
+        served=_int(fields[4], "AE_RECORDS served", maximum=MAX_WANTED_KEYS),
+        bulk=_bool(fields[5], "AE_RECORDS bulk"),
+        cursor=_int(fields[6], "AE_RECORDS cursor", maximum=_INT64_MAX),
+    )
+
+
+def _unparse_partitions(partitions: tuple[PartitionSummary, ...]) -> list[Any]:
+    return [[partition.label, partition.count, partition.digest, partition.sketch] for partition in partitions]
+
+
+def _unparse_ae_digest(message: Any) -> list[Any]:
+    return [message.count, message.digest, message.sketch, _unparse_partitions(message.partitions),
+            message.want_partitions]  # fmt: skip
+
+
+def _unparse_ae_symbols(message: Any) -> list[Any]:
+    return [message.count, message.digest, message.sketch, message.start, message.symbols,
+            _unparse_partitions(message.partitions), message.counts]  # fmt: skip
+
+
+def _unparse_ae_symbols_request(message: Any) -> list[Any]:
+    return [message.start, message.stop, message.count, message.digest]
+
+
+def _unparse_ae_records(message: Any) -> list[Any]:
+    return [list(message.items), list(message.want), message.count, message.digest, message.served, message.bulk,
+            message.cursor]  # fmt: skip
+
+
 def _unparse_ping(message: Any) -> list[Any]:
     return [message.seq, message.target, _unparse_updates(message.updates)]
 
@@ -510,6 +709,10 @@ _TYPE_OF: dict[type, MessageType] = {
     PingReq: MessageType.PING_REQ,
     PushPull: MessageType.PUSH_PULL,
     Payloads: MessageType.PAYLOADS,
+    AntiEntropyDigest: MessageType.AE_DIGEST,
+    CodedSymbols: MessageType.AE_SYMBOLS,
+    CodedSymbolsRequest: MessageType.AE_SYMBOLS_REQUEST,
+    RecordTransfer: MessageType.AE_RECORDS,
 }
 _PARSERS: dict[MessageType, Callable[[object], Message]] = {
     MessageType.PING: _parse_ping,
@@ -518,6 +721,10 @@ _PARSERS: dict[MessageType, Callable[[object], Message]] = {
     MessageType.PING_REQ: _parse_ping_req,
     MessageType.PUSH_PULL: _parse_push_pull,
     MessageType.PAYLOADS: _parse_payloads,
+    MessageType.AE_DIGEST: _parse_ae_digest,
+    MessageType.AE_SYMBOLS: _parse_ae_symbols,
+    MessageType.AE_SYMBOLS_REQUEST: _parse_ae_symbols_request,
+    MessageType.AE_RECORDS: _parse_ae_records,
 }
 _UNPARSERS: dict[MessageType, Callable[[Any], list[Any]]] = {
     MessageType.PING: _unparse_ping,
@@ -526,4 +733,8 @@ _UNPARSERS: dict[MessageType, Callable[[Any], list[Any]]] = {
     MessageType.PING_REQ: _unparse_ping_req,
     MessageType.PUSH_PULL: _unparse_push_pull,
     MessageType.PAYLOADS: _unparse_payloads,
+    MessageType.AE_DIGEST: _unparse_ae_digest,
+    MessageType.AE_SYMBOLS: _unparse_ae_symbols,
+    MessageType.AE_SYMBOLS_REQUEST: _unparse_ae_symbols_request,
+    MessageType.AE_RECORDS: _unparse_ae_records,
 }
