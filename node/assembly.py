@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gossip.anti_entropy import AntiEntropyConfig
 from gossip.broadcast import BroadcastConfig
 from gossip.clock import LoopClock
 from gossip.config import GossipConfig
@@ -160,7 +161,8 @@ class Node:
         built: LLMBackend | None = None
         try:
             state = NodeState()
-            state.apply_all(await store.load_records())
+            keyed = await store.load_keyed()
+            state.apply_all(record for _, record in keyed)
             node = store.identity.name
             log.info(
                 "node %s (incarnation %d) on %s: %d entries from the data dir, topic %r",
@@ -202,11 +204,13 @@ class Node:
                 seeds=config.seeds,
                 config=GossipConfig.local() if local else GossipConfig.lan(),
                 broadcast=BroadcastConfig.local() if local else BroadcastConfig.lan(),
+                anti_entropy=AntiEntropyConfig.local() if local else AntiEntropyConfig.lan(),
                 records=exchange,
                 rng=random.Random(rng.getrandbits(64)),
                 wall=wall,
             )
-            exchange.connect(cluster.publish)
+            cluster.anti_entropy.add_many((key, record.partition) for key, record in keyed)
+            exchange.connect(cluster.publish, index=cluster.anti_entropy.add)
         except BaseException:
             if built is not None:
                 await built.aclose()

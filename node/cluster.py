@@ -1,5 +1,5 @@
 """The node's place in the gossip cluster: cluster id, authenticated transport, membership,
-and dissemination of its records.
+dissemination of its records, and anti-entropy.
 
 The cluster id is derived from the topic's normal form, so nodes enumerating one topic form
 one cluster and a node of another topic is refused at join with a message naming both ids.
@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from gossip.auth import Wire
-from gossip.broadcast import BroadcastConfig, Broadcaster, RecordDelegate
+from gossip.anti_entropy import ANTI_ENTROPY_REQUESTS, AntiEntropy, AntiEntropyConfig, RecordStore
+from gossip.broadcast import BroadcastConfig, Broadcaster
 from gossip.config import GossipConfig
 from gossip.errors import JoinError
 from gossip.http_transport import AiohttpTransport
@@ -90,7 +91,8 @@ class ClusterMember:
         seeds: Sequence[str],
         config: GossipConfig,
         broadcast: BroadcastConfig,
-        records: RecordDelegate,
+        anti_entropy: AntiEntropyConfig,
+        records: RecordStore,
         delegate: MembershipDelegate | None = None,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
@@ -107,6 +109,10 @@ class ClusterMember:
             name, self._transport, self.membership, delegate=records, config=broadcast,
             rng=random.Random(rng.getrandbits(64)),
         )  # fmt: skip
+        self.anti_entropy = AntiEntropy(
+            name, self._transport, self.membership, store=records, config=anti_entropy,
+            rng=random.Random(rng.getrandbits(64)),
+        )  # fmt: skip
         self._seeds = list(seeds)
         self._join_task: asyncio.Task[None] | None = None
         self.join_error: JoinError | None = None
@@ -117,6 +123,8 @@ class ClusterMember:
     async def _handle(self, message: Message, sender: Sender) -> Message | None:
         if isinstance(message, Payloads):
             return await self.broadcaster.handle(message, sender)
+        if isinstance(message, ANTI_ENTROPY_REQUESTS):
+            return await self.anti_entropy.handle(message, sender)
         return await self.membership.handle(message, sender)
 
     def publish(self, items: Sequence[bytes]) -> None:
@@ -128,6 +136,7 @@ class ClusterMember:
         await self._transport.start(self._handle)
         await self.membership.start()
         await self.broadcaster.start()
+        await self.anti_entropy.start()
         if self._seeds:
             self._join_task = asyncio.create_task(self._join(), name="cluster-join")
 
@@ -154,6 +163,7 @@ class ClusterMember:
         if self._join_task is not None:
             self._join_task.cancel()
             await asyncio.gather(self._join_task, return_exceptions=True)
+        await self.anti_entropy.aclose()
         await self.broadcaster.aclose()
         await self.membership.aclose()
         await self._transport.aclose()

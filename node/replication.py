@@ -1,4 +1,4 @@
-"""Records in and out of the gossip layer: the node's side of dissemination.
+"""Records in and out of the gossip layer: the node's side of dissemination and anti-entropy.
 
 Out: every record the node commits (entries it accepted, observations of its calls) is
 encoded canonically and handed to the broadcaster. In: records from peers are decoded and
@@ -9,6 +9,7 @@ committed; the ones that were new go back to the broadcaster to be pushed on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class RecordExchange:
-    """Implements ``gossip.broadcast.RecordDelegate`` for a node; runs on the event loop."""
+    """Implements ``gossip.broadcast.RecordDelegate`` and ``gossip.anti_entropy.RecordStore``
+    for a node; runs on the event loop."""
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class RecordExchange:
         self._clock = clock
         self._on_change = on_change
         self._publish: Callable[[Sequence[bytes]], None] = lambda items: None
+        self._index: Callable[[bytes, str], object] = lambda key, partition: None
         self.received = 0
         self.merged = 0
         self.rejected = 0
@@ -47,14 +50,30 @@ class RecordExchange:
     def __repr__(self) -> str:
         return f"<RecordExchange received={self.received} merged={self.merged} rejected={self.rejected}>"
 
-    def connect(self, publish: Callable[[Sequence[bytes]], None]) -> None:
-        """Where committed local records go (the broadcaster's ``publish``)."""
+    def connect(
+        self,
+        publish: Callable[[Sequence[bytes]], None],
+        index: Callable[[bytes, str], object] = lambda key, partition: None,
+    ) -> None:
+        """Where committed records go: ``publish`` pushes local ones to peers (the broadcaster);
+        ``index(key, partition)`` hears of every stored record (anti-entropy's key index)."""
         self._publish = publish
+        self._index = index
+
+    def _indexed(self, records: Sequence[Record]) -> list[bytes]:
+        encoded = [encode_record(record) for record in records]
+        for record, body in zip(records, encoded, strict=True):
+            self._index(hashlib.blake2b(body, digest_size=16).digest(), record.partition)
+        return encoded
 
     def committed(self, records: Sequence[Record]) -> None:
-        """The node committed ``records`` itself: push them to peers."""
+        """The node committed ``records`` itself: index them and push them to peers."""
         if records:
-            self._publish([encode_record(record) for record in records])
+            self._publish(self._indexed(records))
+
+    async def fetch(self, keys: Sequence[bytes]) -> Sequence[bytes]:
+        """Stored records by key, for anti-entropy (unknown keys are left out)."""
+        return await self._store.bodies(keys)
 
     def _valid(self, data: bytes) -> Record | None:
         try:
@@ -83,4 +102,4 @@ class RecordExchange:
         if added:
             self.merged += len(added)
             self._on_change()
-        return [encode_record(record) for record in added]
+        return self._indexed(added)  # indexed before returning: anti-entropy's digest must be current

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.assembly import ExhaustionTracker, Node, Progress, exhaustion_estimate
-from node.cluster import http_transport
+from node.cluster import ClusterMember, http_transport
 from node.config import NodeConfig
 from node.llm.base import LLMBackend
 from node.llm.openai_backend import OpenAIBackend, OpenAIConfig
@@ -27,6 +27,7 @@ from node.llm.sim.universe import load_universe
 from node.server import CannotListen, NodeServer
 from node.view import StateView
 from webui.app import add_routes
+from webui.view import ConvergenceView
 
 __all__ = ["CannotListen", "run_node", "build_backend", "NodeRun", "Progress", "exhaustion_estimate", "ExhaustionTracker"]
 
@@ -99,7 +100,9 @@ async def run_node(
             members=cluster.members,
             metrics=lambda: {**_metrics(node.progress()),
                              "membership": cluster.membership.metrics(),
-                             "gossip": cluster.broadcaster.metrics()},  # fmt: skip
+                             "gossip": cluster.broadcaster.metrics(),
+                             "anti_entropy": cluster.anti_entropy.metrics()},  # fmt: skip
+            convergence=lambda: _convergence(cluster),
         )
         add_routes(server.app, view)
         await server.start()
@@ -126,6 +129,14 @@ async def run_node(
     finally:
         await node.aclose()
         await server.aclose()
+
+
+def _convergence(cluster: ClusterMember) -> ConvergenceView | None:
+    """The anti-entropy's node × node similarity matrix, once it knows any peer."""
+    matrix = cluster.anti_entropy.convergence()
+    if len(matrix.names) < 2:
+        return None
+    return ConvergenceView(nodes=matrix.names, similarity=matrix.similarity)
 
 
 def _metrics(progress: Progress) -> dict[str, object]:

@@ -305,6 +305,33 @@ class Store:
 
         await self._run(write)
 
+    async def load_keyed(self) -> list[tuple[bytes, Record]]:
+        """Every stored record with its 16-byte key, in local arrival order."""
+
+        def read() -> list[tuple[bytes, Record]]:
+            rows = self._db.execute("SELECT key, body FROM records ORDER BY seq").fetchall()
+            try:
+                return [(bytes.fromhex(key), decode_record(bytes(body))) for key, body in rows]
+            except RecordDecodeError as exc:
+                raise CorruptStore(f"{self._data_dir / DB_FILENAME} holds an undecodable record: {exc}") from exc
+
+        return await self._run(read)
+
+    async def bodies(self, keys: Sequence[bytes]) -> list[bytes]:
+        """The encoded records stored under ``keys`` (16 raw bytes each); unknown keys are left out."""
+        wanted = [key.hex() for key in keys]
+
+        def read() -> list[bytes]:
+            found: list[bytes] = []
+            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT body FROM records WHERE key IN ({marks})", chunk).fetchall()
+                found.extend(bytes(row[0]) for row in rows)
+            return found
+
+        return await self._run(read) if wanted else []
+
     async def count(self) -> int:
         return await self._run(lambda: int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]))
 
