@@ -229,3 +229,20 @@ def test_inline_store_commits_without_leaving_the_calling_thread(tmp_path: Path)
             assert again.identity.incarnation == 2
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"kills": (NodeEvent.parse("node2@5"),), "restarts": (NodeEvent.parse("node2@15"),)},
+        {"partition_at_s": 3.0, "heal_at_s": 12.0},
+        {"loss": 0.3},
+    ],
+    ids=["kill-restart", "partition-heal", "loss-30pct"],
+)
+def test_anti_entropy_brings_every_node_to_one_set_after_faults(faults: dict[str, object]) -> None:
+    """What push missed (a dead node, a cut-off half, lost messages) anti-entropy repairs: one digest."""
+    report = run_simulation(_config(**faults))
+    assert report.end_reason == "converged", report.end_reason
+    assert len(set(report.digests().values())) == 1
+    assert report.cluster["converged"]
