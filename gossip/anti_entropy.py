@@ -74,7 +74,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from gossip.broadcast import ENVELOPE_HEADROOM_BYTES, MemberView, RecordDelegate, record_key
 from gossip.config import ConfigError
@@ -109,6 +109,7 @@ from gossip.riblt import (
     next_symbol_count,
 )
 from gossip.sketch import SKETCH_BYTES, difference_upper_bound, estimate_jaccard, estimated_difference
+from gossip.service import LoopService
 from gossip.transport import Sender, Transport
 
 __all__ = [
@@ -344,7 +345,7 @@ class _Outbox:
         return items
 
 
-class AntiEntropy:
+class AntiEntropy(LoopService):
     """Periodic, difference-proportional reconciliation with peers; see the module docstring.
 
     ``name`` is this node's member name; ``rng`` drives every random choice. The caller routes
@@ -363,6 +364,7 @@ class AntiEntropy:
         rng: random.Random,
         keys: KeySet | None = None,
     ) -> None:
+        super().__init__(f"anti-entropy-{name}")
         self._name = name
         self._transport = transport
         self._membership = membership
@@ -375,10 +377,6 @@ class AntiEntropy:
         self._last_report: RoundReport | None = None
         self._requested: list[str] = []  # peers owed an immediate round
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ the key index
 
@@ -424,33 +422,8 @@ class AntiEntropy:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
-        """Start the round loop (first round randomly staggered) and the membership watch."""
-        if self._closed:
-            raise RuntimeError("anti-entropy is closed")
-        if self._runner is not None:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._runner = asyncio.create_task(self._run(), name=f"anti-entropy-{self._name}")
-
-    async def aclose(self) -> None:
-        """Stop starting rounds (a round in flight is cancelled). Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
+    def _on_close(self) -> None:
         self._wakeup.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
 
     def trigger(self, peer: str | None = None) -> None:
         """Start a round now (with ``peer`` if given and live) instead of waiting for the interval."""

@@ -65,7 +65,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, Self
+from typing import Protocol
 
 from gossip.config import ConfigError
 from gossip.errors import GossipError, ProtocolError
@@ -78,6 +78,7 @@ from gossip.messages import (
     Payloads,
 )
 from gossip.queue import TransmitLimitedQueue
+from gossip.service import LoopService
 from gossip.transport import Sender, Transport
 
 __all__ = [
@@ -246,7 +247,7 @@ class _Rumour:
     first_sent_at: float | None = None
 
 
-class Broadcaster:
+class Broadcaster(LoopService):
     """Pushes new records to random live peers and merges the records peers push; see the module docstring.
 
     ``name`` is this node's member name (never a target); ``rng`` drives every random choice,
@@ -263,6 +264,7 @@ class Broadcaster:
         config: BroadcastConfig,
         rng: random.Random,
     ) -> None:
+        super().__init__(f"broadcast-{name}")
         self._name = name
         self._transport = transport
         self._membership = membership
@@ -284,14 +286,10 @@ class Broadcaster:
         self._first_sends = 0
         self._lifetime_sum_s = 0.0
         self._taking = False  # a rumour finished inside take() was sent its full count
-        self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._flush: asyncio.TimerHandle | None = None
         self._last_flush_at = -math.inf
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: asyncio.Task[None] | None = None
         self._task_group: asyncio.TaskGroup | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ public surface
 
@@ -390,37 +388,14 @@ class Broadcaster:
             "lifetime_s_mean": self._lifetime_sum_s / retired if retired else 0.0,
         }
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def start(self) -> None:
-        """Start the gossip loop (its first round randomly staggered within one interval)."""
-        if self._closed:
-            raise RuntimeError("broadcaster is closed")
-        if self._runner is not None:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._runner = asyncio.create_task(self._run(), name=f"broadcast-{self._name}")
+    def _on_close(self) -> None:
+        self._wakeup.set()
+        self._cancel_flush()
 
     async def aclose(self) -> None:
         """Stop gossiping and forget queued rumours (anti-entropy still has them). Safe twice."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        self._wakeup.set()
-        self._cancel_flush()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
+        await super().aclose()
         self._queue.clear()  # not drops: _retired() knows we are closed
-
-    # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
