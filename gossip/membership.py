@@ -554,7 +554,8 @@ class Membership:
             updates = self._piggyback(target)
             self._counters["gossip_sent"] += 1
             if self._task_group is not None and not self._stopping.is_set():
-                self._task_group.create_task(self._gossip_to(target.address, Ping(next(self._seq), target.name, updates)))
+                ping = Ping(next(self._seq), target.name, updates)
+                self._task_group.create_task(self._gossip_to(target.address, ping))
 
     async def _gossip_to(self, address: str, ping: Ping) -> None:
         reply = await self._request(address, ping, self._config.probe_timeout_s)
@@ -686,14 +687,18 @@ class Membership:
         member = self._members.get(update.name)
         if member is None or update.incarnation < member.incarnation:
             return
-        if member.state is MemberState.SUSPECT and member.suspicion is not None:
-            member.incarnation = update.incarnation
+        if member.suspicion is not None and update.incarnation == member.incarnation:
             if member.suspicion.confirm(update.source):
                 self._arm_suspicion(member, member.suspicion)
                 self._enqueue(update)  # an independent confirmation is news to everyone else
             return
-        if member.state is not MemberState.ALIVE:
+        if member.state not in _LIVE:
             return
+        # Alive, or suspect at an older incarnation: the member refuted that suspicion (we missed
+        # the refutation) and is suspected again. A new episode with a fresh timer — carrying
+        # the old one over would fire at once with a verdict at the *new* incarnation, which
+        # would override every member's knowledge of the refutation.
+        self._clear_suspicion(member)
         now = self._now()
         live = self._live_count()
         min_s = suspicion_timeout_s(self._config.suspicion_mult, live, self._config.probe_interval_s)

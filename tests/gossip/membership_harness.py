@@ -69,6 +69,11 @@ class Node:
         """name → state, as this node sees the cluster (itself included)."""
         return {member.name: member.state for member in self.membership.members()}
 
+    def view_incarnation(self, name: str) -> int:
+        """The incarnation this node knows ``name`` at (-1 if it does not know it)."""
+        member = self.membership.member(name)
+        return -1 if member is None else member.incarnation
+
     def live_view(self) -> set[str]:
         return {name for name, state in self.view().items() if state in (MemberState.ALIVE, MemberState.SUSPECT)}
 

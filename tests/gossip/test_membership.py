@@ -17,27 +17,11 @@ import pytest
 from gossip.config import GossipConfig
 from gossip.errors import JoinError, ProtocolError, RequestTimeout, TransportError
 from gossip.membership import MemberInfo, Membership, push_pull_interval_s
-from gossip.messages import (
-    Ack,
-    MemberState,
-    MemberUpdate,
-    Message,
-    Nack,
-    Payloads,
-    Ping,
-    PingReq,
-    PushPull,
-)
+from gossip.messages import Ack, MemberState, MemberUpdate, Message, Nack, Payloads, Ping, PingReq, PushPull
 from gossip.testing import InMemoryNetwork, run_virtual, virtual_time
 from gossip.transport import Sender, Transport
-from tests.gossip.membership_harness import (
-    Cluster,
-    Recorder,
-    address_of,
-    eventually,
-    everyone_sees,
-    swim_detection_bound_s,
-)
+from tests.gossip.membership_harness import (Cluster, Recorder, address_of, eventually, everyone_sees,
+                                             swim_detection_bound_s)  # fmt: skip
 
 ME = "me"
 MY_ADDRESS = "10.9.9.9:7946"
@@ -348,6 +332,21 @@ async def test_without_confirmations_the_suspicion_lasts_the_maximum() -> None:
     assert state_of(membership, "x") == (SUSPECT, 0)
     await wait(0.2)
     assert state_of(membership, "x") == (DEAD, 0)
+
+
+@virtual_time
+async def test_a_suspicion_at_a_newer_incarnation_starts_a_fresh_episode() -> None:
+    """Suspected at 5, refuted to 6 (we missed it), suspected again at 6: the new suspicion gets
+    its own full time, and the old timer does not fire a verdict at incarnation 6."""
+    membership = make()
+    await add_members(membership, "a", "b", "c", "d")
+    await tell(membership, update("x", ALIVE, 5), update("x", SUSPECT, 5, source="a"))
+    await wait(20.0)  # the first episode has 4 s left
+    await tell(membership, update("x", SUSPECT, 6, source="b"))
+    await wait(23.9)
+    assert state_of(membership, "x") == (SUSPECT, 6)
+    await wait(0.2)
+    assert state_of(membership, "x") == (DEAD, 6)
 
 
 @virtual_time
@@ -766,8 +765,9 @@ def test_a_node_declared_dead_comes_back_after_a_restart(incarnation_step: int) 
         assert await cluster.start_node(reborn, [nodes[0].address]) == 1
         everyone = [*others, reborn]
         await eventually(lambda: everyone_sees(everyone, names), 30.0)
-        assert all(n.membership.member(victim.name).incarnation > old_incarnation for n in everyone)  # type: ignore[union-attr]
-        rejoins = [e for e in cluster.events if e.kind == "join" and e.member == victim.name and e.incarnation > old_incarnation]
+        assert all(n.view_incarnation(victim.name) > old_incarnation for n in everyone)
+        rejoins = [e for e in cluster.events
+                   if e.kind == "join" and e.member == victim.name and e.incarnation > old_incarnation]  # fmt: skip
         assert {e.observer for e in rejoins} == {n.name for n in others}
         await cluster.aclose()
 
@@ -830,10 +830,14 @@ async def test_membership_over_real_http_on_loopback() -> None:
         await crashed.aclose()
         await crashed_transport.aclose()  # no leave: a crash
         survivors = [m for _, m in nodes[:3]]
-        took = await eventually(lambda: all(m.member("h3").state is DEAD for m in survivors), 15.0)  # type: ignore[union-attr]
+        def state(membership: Membership, name: str) -> MemberState | None:
+            member = membership.member(name)
+            return None if member is None else member.state
+
+        took = await eventually(lambda: all(state(m, "h3") is DEAD for m in survivors), 15.0)
         assert took < swim_detection_bound_s(4, config)
         await survivors[2].leave(timeout_s=3.0)
-        await eventually(lambda: all(m.member("h2").state is LEFT for m in survivors[:2]), 5.0)  # type: ignore[union-attr]
+        await eventually(lambda: all(state(m, "h2") is LEFT for m in survivors[:2]), 5.0)
         assert "leave h2 left 1" in events and "leave h3 dead 0" in events
     finally:
         for transport, membership in nodes:
