@@ -51,6 +51,7 @@ from gossip.messages import (
     decode_message,
     encode_frame,
     encode_message,
+    envelope_of,
     message_type,
 )
 
@@ -165,15 +166,7 @@ class Wire:
         message = decode_message(frame.type, frame.body)
         if self._key is not None:
             self._remember(frame.nonce, frame.timestamp_ms, now_s)
-        return Envelope(
-            version=frame.version,
-            cluster=frame.cluster,
-            sender=frame.sender,
-            sender_address=frame.sender_address,
-            timestamp_ms=frame.timestamp_ms,
-            nonce=frame.nonce,
-            message=message,
-        )
+        return envelope_of(frame, message)
 
     def _mac(self, frame: Frame) -> bytes:
         assert self._key is not None

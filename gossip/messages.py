@@ -62,6 +62,7 @@ __all__ = [
     "RecordTransfer",
     "Message",
     "Envelope",
+    "envelope_of",
     "NONCE_BYTES",
     "MAC_BYTES",
     "Frame",
@@ -376,6 +377,11 @@ def encode_envelope(envelope: Envelope, *, mac: bytes = b"") -> bytes:
 def decode_envelope(data: bytes) -> Envelope:
     """The envelope in ``data``, fully validated but NOT authenticated (``Wire.open`` does that)."""
     frame = decode_frame(data)
+    return envelope_of(frame, decode_message(frame.type, frame.body))
+
+
+def envelope_of(frame: Frame, message: Message) -> Envelope:
+    """The envelope a decoded frame and its decoded body make."""
     return Envelope(
         version=frame.version,
         cluster=frame.cluster,
@@ -383,7 +389,7 @@ def decode_envelope(data: bytes) -> Envelope:
         sender_address=frame.sender_address,
         timestamp_ms=frame.timestamp_ms,
         nonce=frame.nonce,
-        message=decode_message(frame.type, frame.body),
+        message=message,
     )
 
 
