@@ -1,20 +1,22 @@
 """Browser tests of the page: Debian's chromium driven by Playwright (async API).
 
 One test serves a fake view (hostile entries, aliases, observations on cue) with
-``create_app`` on a loopback port; the other drives the page of a real ``gossip-node``
-process. They wait for selectors, never for fixed times.
+``create_app`` on a loopback port; one drives the page of a real ``gossip-node`` process;
+one drives the third node's page of a real 3-process cluster (the merged list). They wait for selectors, never for fixed times.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from playwright.async_api import ConsoleMessage, Dialog, Page, expect
 
+from tests.node.processes import NodeProcess
 from tests.webui.browser import chromium, gossip_node
 from tests.webui.fake_view import FakeView
 from webui.app import WebUIConfig, create_app
@@ -29,6 +31,8 @@ HOSTILE = [
     "<b onmouseover=alert(4)>bold</b>",
 ]
 TIMEOUT_MS = 30_000
+CLUSTER_TIMEOUT_MS = 90_000  # joins, gossip and anti-entropy among real processes on 2 shared cores
+CLUSTER_KEY = ("--cluster-key", "0123456789abcdef-test-key")
 
 
 @pytest.fixture
@@ -132,3 +136,75 @@ async def test_real_node_page_shows_the_list_filling_live(tmp_path: Path, page: 
         await tab.fill("#search", "zzzz-no-such-country")
         await expect(tab.locator("#list-empty")).to_be_visible()
         assert problems == []  # checked while the node runs: once it stops, reconnects fail loudly
+
+
+@pytest.fixture
+def keyed_cluster(tmp_path: Path) -> Iterator[list[NodeProcess]]:
+    """Three keyed ``gossip-node`` processes joined through the first; stopped afterwards."""
+    nodes: list[NodeProcess] = []
+    try:
+        for name in ("a", "b", "c"):
+            seed = ("--seed", nodes[0].address) if nodes else ()
+            node = NodeProcess(tmp_path / name, *CLUSTER_KEY, "--sim-time-scale", "0.5", *seed)
+            nodes.append(node)
+            node.wait_started()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+async def test_page_of_the_third_node_shows_the_merged_cluster_list_live(
+    keyed_cluster: list[NodeProcess], page: tuple[Page, list[str]]
+) -> None:
+    """3 real nodes: node 3's page lists node 1's and node 2's entries, grows live, searches, shows 3 alive."""
+    tab, problems = page
+    third = keyed_cluster[2]
+    names = [await asyncio.to_thread(node.name) for node in keyed_cluster]
+    await tab.goto(third.url + "/")
+    await tab.evaluate("window.loadedOnce = true")  # gone if the page reloads
+    await expect(tab.locator("#node-name")).to_have_text(names[2])
+    rows = tab.locator("#list-body tr.entry")
+    await expect(rows.first).to_be_visible()
+
+    members = tab.locator("#members-body tr.member")
+    await expect(members).to_have_count(3, timeout=CLUSTER_TIMEOUT_MS)
+    await expect(members.locator(".state")).to_have_text(["alive"] * 3, timeout=CLUSTER_TIMEOUT_MS)
+    assert sorted(await members.locator("td:first-child").all_text_contents()) == sorted(names)
+
+    # The list the page serves is the merged one: the same node's API holds every node's entries,
+    # and the visible origin column shows rows the other nodes found.
+    await tab.wait_for_function(
+        """async names => {
+             const body = await (await fetch('/api/entries?limit=1000')).json();
+             const origins = new Set(body.entries.map(e => e.origin));
+             return names.every(n => origins.has(n));
+           }""",
+        arg=names,
+        timeout=CLUSTER_TIMEOUT_MS,
+        polling=500,
+    )
+    await tab.wait_for_function(
+        "own => [...document.querySelectorAll('#list-body .origin-cell')].some(c => c.textContent !== own)",
+        arg=names[2],
+        timeout=CLUSTER_TIMEOUT_MS,
+    )
+
+    shown = int((await tab.locator("#list-count").text_content() or "0").replace(",", ""))
+    await tab.wait_for_function(
+        "n => parseInt(document.getElementById('list-count').textContent.replace(/,/g, '')) > n",
+        arg=shown,
+        timeout=CLUSTER_TIMEOUT_MS,
+    )
+    await expect(tab.locator("#recent li:not(.placeholder)").first).to_be_visible()  # pushed live
+    assert await tab.evaluate("window.loadedOnce") is True
+
+    unfiltered = await rows.count()
+    wanted = (await rows.first.locator(".entry-text").text_content()) or ""
+    await tab.fill("#search", wanted)
+    await expect(tab.locator("#list-count")).to_contain_text("matching")
+    await expect(rows.locator(".entry-text", has_text=wanted).first).to_be_visible()
+    assert 1 <= await rows.count() < unfiltered
+    await tab.fill("#search", "zzzz-no-such-country")
+    await expect(tab.locator("#list-empty")).to_be_visible()
+    assert problems == []  # checked while the nodes run: once they stop, reconnects fail loudly
