@@ -166,3 +166,17 @@ def test_search_sees_entries_that_arrive_after_the_first_search() -> None:
     assert view.entries(cursor=None, limit=10, query="porto", partition=None).total == 0
     view._state.apply(EntryRecord(id=entry_id("Porto"), text="Porto", partition="Europe", origin="n2", hlc=50))
     assert [e.text for e in view.entries(cursor=None, limit=10, query="PORTO", partition=None).entries] == ["Porto"]
+
+
+def test_charted_counters_survive_the_samplers_key_bound() -> None:
+    """With a metrics map far over the sampler's 64-number bound, the discovery counters still land in the series."""
+    from webui.events import EventHub
+    from webui.sampler import Sampler
+
+    state = NodeState()
+    many = {f"group{g}": {f"counter{i}": i for i in range(20)} for g in range(5)}
+    view = StateView(state, node_name="n1", topic="t", members=list, metrics=lambda: many)
+    sampler = Sampler(view, EventHub(), clock=lambda: 1.0)
+    sampler.tick()
+    sample = sampler.series(10)[-1]
+    assert {"generated_items", "new_items", "observed_calls"} <= set(sample)
