@@ -440,16 +440,22 @@
     container.before(key);
   }
 
+  function fmtClock(seconds) {
+    return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
   function makeChart(id, series, options) {
     const container = $(id);
     if (!window.uPlot || !container) return null;
     addKey(container, series);
     const axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--grid"), width: 1 }, ticks: { stroke: cssVar("--grid"), width: 1 }, font: "11px system-ui, sans-serif" };
-    const axes = [{ ...axis, space: 60 }, { ...axis, size: 46, values: (u, ticks) => ticks.map((v) => fmtCompact(v)) }];
+    const axes = [{ ...axis, space: 70 }, { ...axis, size: 46, values: (u, ticks) => ticks.map((v) => fmtCompact(v)) }];
     if (options.rightScale) {
       axes.push({ ...axis, scale: options.rightScale, side: 1, size: 46, grid: { show: false }, values: (u, ticks) => ticks.map((v) => fmtCompact(v)) });
     }
     if (options.percent) axes[1].values = (u, ticks) => ticks.map((v) => Math.round(v * 100) + "%");
+    // Clock times only: uPlot's default two-line date labels collide in narrow charts.
+    if (options.time !== false) axes[0].values = (u, ticks) => ticks.map((v) => fmtClock(v));
     const chart = new uPlot(
       {
         width: Math.max(200, container.clientWidth),
