@@ -53,6 +53,7 @@ class ProducerConfig:
     backoff_base_s: float = 1.0  # first backoff ceiling after a failed call; doubles per failure
     backoff_max_s: float = 60.0  # backoff ceiling
     max_retry_after_s: float = 120.0  # longest Retry-After honoured
+    stop_grace_s: float = 5.0  # on stop, calls in flight get this long to finish, then are cancelled
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 256:
@@ -63,6 +64,8 @@ class ProducerConfig:
             raise ConfigError("known_budget_tokens must be >= 0")
         if self.max_calls < 0:
             raise ConfigError(f"max calls must be >= 0 (0 = no limit), got {self.max_calls}")
+        if self.stop_grace_s < 0:
+            raise ConfigError("stop_grace_s must be >= 0")
         if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
             raise ConfigError("backoff must satisfy 0 <= backoff_base_s <= backoff_max_s")
 
@@ -129,9 +132,28 @@ class Producer:
     async def run(self, stop: asyncio.Event) -> str:
         """Produce until stopped, out of budget, or exhausted; returns the reason."""
         async with asyncio.TaskGroup() as group:
-            for worker in range(self._config.concurrency):
+            workers = [
                 group.create_task(self._worker(worker, stop), name=f"producer-{worker}")
+                for worker in range(self._config.concurrency)
+            ]
+            group.create_task(self._cut_short_on_stop(stop, workers), name="producer-stop-grace")
         return self.stop_reason or "stopped"
+
+    async def _cut_short_on_stop(self, stop: asyncio.Event, workers: list[asyncio.Task[None]]) -> None:
+        """Once ``stop`` is set, give calls in flight ``stop_grace_s`` to end, then cancel them.
+
+        An LLM call can take a minute (or hang until its timeout); a stop must not wait for it.
+        Nothing acknowledged is lost: each entry was committed as its line arrived.
+        """
+        all_done = asyncio.gather(*workers, return_exceptions=True)
+        await first_of(stop.wait(), asyncio.shield(all_done))
+        if all_done.done():
+            return
+        _, late = await asyncio.wait(workers, timeout=self._config.stop_grace_s)
+        for task in late:
+            task.cancel()
+        if late:
+            log.info("stop: cancelled %d LLM call(s) still in flight after %.1fs", len(late), self._config.stop_grace_s)
 
     def _may_start_call(self, stop: asyncio.Event) -> bool:
         if stop.is_set():

@@ -139,3 +139,42 @@ def test_bad_producer_config_is_refused(bad: dict[str, int]) -> None:
     """Invalid settings raise ConfigError naming the problem."""
     with pytest.raises(ConfigError):
         ProducerConfig(**bad)  # type: ignore[arg-type]
+
+
+class _HangingBackend:
+    """A backend whose answers never come (a hung endpoint)."""
+
+    name = "hanging"
+
+    def stream(self, messages: object, **kwargs: object) -> object:
+        class _Stream:
+            completion = None
+
+            def __aiter__(self) -> object:
+                return self
+
+            async def __anext__(self) -> str:
+                await asyncio.Event().wait()
+                raise StopAsyncIteration
+
+        return _Stream()
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_stop_cancels_calls_still_in_flight_after_the_grace_period(tmp_path: Path) -> None:
+    """A stop does not wait for a hung LLM call beyond stop_grace_s."""
+    async with await Store.open(tmp_path, topic=TOPIC) as store:
+        producer = Producer(
+            config=ProducerConfig(concurrency=2, stop_grace_s=0.2), backend=_HangingBackend(),  # type: ignore[arg-type]
+            store=store, state=NodeState(), clock=HybridClock(), topic=TOPIC,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        running = asyncio.create_task(producer.run(stop))
+        await asyncio.sleep(0.1)
+        assert producer.stats.calls_started == 2 and not running.done()
+        stop.set()
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(running, timeout=5) == "stopped"
+        assert asyncio.get_running_loop().time() - started < 2
