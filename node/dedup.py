@@ -5,22 +5,19 @@ An item goes through three stages, cheapest first, and never scans the list:
 1. **Exact** — the id of its normal form (``node.normalize``) is looked up in a dict.
 2. **Candidates** — MinHash-LSH (Broder, "On the resemblance and containment of documents",
    1997; Indyk & Motwani, 1998; banding as in Leskovec, Rajaraman & Ullman, *Mining of
-   Massive Datasets*, ch. 3). The item's *fuzzy key* — its normal form with abbreviations
-   expanded ("St." = "Saint") and transliteration variants folded (ae/oe/ue = a/o/u,
-   ye = e, y = i, doubled letters single) — is cut into character k-grams between start and
-   end markers. Its signature is exactly datasketch's ``MinHash`` (``affine32`` scheme, same
-   seeded permutations, same MurmurHash3 pre-mix; tests check equality) fed those k-grams,
-   computed with one numpy broadcast and a cache of the k-grams' hashes instead of one
-   ``MinHash`` object and one SHA-1 per k-gram. The signature is cut into ``bands`` bands of
-   ``rows`` values, each band folded to a 60-bit int; entries equal in some band are
-   candidates. Only those ints are stored — one dict, band key → slot — not signatures.
-   Extended names ("Klagenfurt am Wörthersee" / "Klagenfurt") get exact routes in the same
-   dict, since their k-gram sets are too different for MinHash.
-3. **Verification** — MinHash both misses real variants and collides distinct names, so each
-   candidate is verified by a rule on the two fuzzy keys (rapidfuzz): equal keys; or an
-   extension "x <connector> …" of the other; or Indel similarity ≥ ``min_score`` with the same
-   initial. Names that differ in a number, a Roman numeral or a qualifier word ("South Sudan"
-   / "Sudan", "Louis XIV" / "Louis XV") never match.
+   Massive Datasets*, ch. 3). The item's *fuzzy key* (``node.fuzzy_match``: the normal form
+   with abbreviations expanded and transliteration variants folded) is cut into character
+   k-grams between start and end markers. Its signature is exactly datasketch's ``MinHash``
+   (``affine32`` scheme, same seeded permutations, same MurmurHash3 pre-mix; tests check
+   equality) fed those k-grams, computed with one numpy broadcast and a cache of the k-grams'
+   hashes instead of one ``MinHash`` object and one SHA-1 per k-gram. The signature is cut
+   into ``bands`` bands of ``rows`` values, each band folded to a 60-bit int; entries equal in
+   some band are candidates. Only those ints are stored — one dict, band key → slot — not
+   signatures. Extended names ("Klagenfurt am Wörthersee" / "Klagenfurt") get exact routes in
+   the same dict, since their k-gram sets are too different for MinHash.
+3. **Verification** — each candidate is verified by ``node.fuzzy_match``'s rule on the two
+   fuzzy keys (rapidfuzz): equal keys, an extension, or a similar spelling with the same
+   initial, never names that differ in a number, a Roman numeral or a qualifier word.
 
 Everything here is a pure function of the texts and ``FuzzyParams``, whose permutation seed is
 a module constant shared by every node: so the "verified near-duplicate" relation is the same
@@ -38,18 +35,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from datasketch import MinHash
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import Indel, JaroWinkler
+from rapidfuzz import process
 
-from node.errors import ConfigError
+from node.fuzzy_match import (
+    DEFAULT_PARAMS,
+    FUZZY_SEED,
+    SCORERS,
+    FuzzyParams,
+    Scorer,
+    extension_head,
+    fuzzy_key,
+    is_extension,
+    near_duplicate_score,
+)
+from node.fuzzy_match import (
+    fuzzy_key_of_normal as _fuzzy_key_of_normal,  # scripts/bench/dedup.py imports it from here
+)
 from node.normalize import ID_BYTES, EntryId, normal_form
 from node.records import MatchKind, ObservedItem
 
@@ -71,185 +79,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FUZZY_SEED: Final = 20261125
-"""Seed of the MinHash permutations. Every node must use the same one: the near-duplicate
-relation, and so the global list, depend on it."""
-
-Scorer = Literal["indel", "jaro_winkler", "token_sort"]
-
 _U32 = npt.NDArray[np.uint32]
 _U64 = npt.NDArray[np.uint64]
-
-
-@dataclass(frozen=True, kw_only=True)
-class FuzzyParams:
-    """The fuzzy stage's parameters (defaults measured: see docs/benchmarks.md, "Dedup")."""
-
-    # k of the character k-grams; smaller k raises the similarity of variants and of
-    # unrelated names alike (more candidates to verify). Place names are short: 2.
-    shingle_chars: int = 2
-    # LSH bands × rows = number of MinHash permutations. A pair of Jaccard similarity J is a
-    # candidate with probability 1 - (1 - J**rows)**bands: more bands find more variants and
-    # cost memory per entry (one dict item per band); more rows cut random candidates.
-    bands: int = 32
-    rows: int = 6
-    # Permutation seed; changing it changes the global list, so it is a protocol constant.
-    seed: int = FUZZY_SEED
-    # Verification: the string similarity of the two fuzzy keys...
-    scorer: Scorer = "indel"
-    # ...must reach this (0..1). Lower catches more typos and more distinct look-alike towns
-    # (Rotenburg / Rottenburg, Hamm / Hamme): real European place names are dense.
-    min_score: float = 0.92
-    # ...and, below a perfect score, the two names must begin with the same letter
-    # (Feltham / Eltham, Kitzingen / Ditzingen are different towns).
-    same_initial: bool = True
-    # Never match names that differ in a number, Roman numeral or qualifier word.
-    guard_qualifiers: bool = True
-    # Expand "St"/"Ste"/"Sankt"/"Mt"/"Ft" before comparing ("St. Gallen" = "Sankt Gallen").
-    expand_abbreviations: bool = True
-    # Fold transliteration variants before comparing: German ae/oe/ue = a/o/u
-    # (Buerstadt = Bürstadt), Russian/Ukrainian ye = e, y = i (Alekseyevka = Alekseevka,
-    # Zhukovskiy = Zhukovsky).
-    fold_transliterations: bool = True
-    # Fold doubled letters (Tallinn = Tallin, and also Rottenburg = Rotenburg).
-    fold_double_letters: bool = True
-    # Match a name with its extended form "X <connector> …" (Klagenfurt = Klagenfurt am
-    # Wörthersee, and also Palma = Palma del Río).
-    match_extensions: bool = True
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.shingle_chars <= 6:
-            raise ConfigError(f"shingle_chars must be in 2..6, got {self.shingle_chars}")
-        if self.bands < 1 or self.rows < 1:
-            raise ConfigError(f"bands and rows must be >= 1, got {self.bands}×{self.rows}")
-        if not 0.0 < self.min_score <= 1.0:
-            raise ConfigError(f"min_score must be in (0, 1], got {self.min_score}")
-        if self.scorer not in _SCORERS:
-            raise ConfigError(f"unknown scorer {self.scorer!r}; known: {sorted(_SCORERS)}")
-
-    @property
-    def num_perm(self) -> int:
-        """Number of MinHash permutations (bands × rows)."""
-        return self.bands * self.rows
-
-
-# Words a model abbreviates; the normal form has already dropped the dot ("St." -> "st").
-_ABBREVIATIONS: Final = {
-    "st": "saint",
-    "ste": "sainte",
-    "sankt": "saint",  # German "Sankt Gallen" = "St. Gallen"
-    "mt": "mount",
-    "ft": "fort",
-}
-
-# Words that make a different place of the same name: "South Sudan" is not "Sudan",
-# "Bad Homburg" is not "Homburg".
-_QUALIFIERS: Final = frozenset(
-    {
-        "north", "south", "east", "west", "northern", "southern", "eastern", "western",
-        "central", "equatorial", "new", "old", "upper", "lower", "great", "little",
-        "nord", "sud", "est", "ouest", "nieder", "ober", "unter", "bad",
-    }
-)  # fmt: skip
-_ROMAN: Final = frozenset(
-    "i ii iii iv v vi vii viii ix x xi xii xiii xiv xv xvi xvii xviii xix xx xxi xxii xxiii".split()
-)
-# Words that join a place name to its qualifier: "am Main", "upon Avon", "de Mallorca".
-_CONNECTORS: Final = frozenset(
-    "am an im in ob bei auf sur sous les en sul sulla di del della dei de da do dos das la"
-    " on upon under op aan bij nad pod na".split()
-)
-_TRANSLITERATIONS: Final = re.compile("ye|ae|oe|ue")
-_RUNS_OF_I: Final = re.compile("i+")
-_DOUBLE_LETTERS: Final = re.compile(r"(.)\1+")
-
-
-def fuzzy_key(text: str, params: FuzzyParams | None = None) -> str:
-    """What the fuzzy stage compares: the normal form, abbreviations expanded, folded."""
-    return _fuzzy_key_of_normal(normal_form(text), params or DEFAULT_PARAMS)
-
-
-def _fuzzy_key_of_normal(normal: str, params: FuzzyParams) -> str:
-    key = normal
-    if params.expand_abbreviations:
-        words = key.split(" ")
-        if not _ABBREVIATIONS.keys().isdisjoint(words):
-            key = " ".join(_ABBREVIATIONS.get(word, word) for word in words)
-    if params.fold_transliterations or params.fold_double_letters:
-        words = key.split(" ")
-        if _ROMAN.isdisjoint(words):
-            key = _fold(key, params)
-        else:  # "Louis XIV", "Budapest III": numerals are not spellings to fold
-            key = " ".join(word if word in _ROMAN else _fold(word, params) for word in words)
-    return key
-
-
-def _fold(text: str, params: FuzzyParams) -> str:
-    if params.fold_transliterations:
-        text = _TRANSLITERATIONS.sub(_fold_pair, text)
-        text = _RUNS_OF_I.sub("i", text.replace("y", "i"))
-    if params.fold_double_letters:
-        text = _DOUBLE_LETTERS.sub(r"\1", text)
-    return text
-
-
-def _fold_pair(match: re.Match[str]) -> str:
-    return "e" if match.group() == "ye" else match.group()[0]
-
-
-def _distinguishing_words(key: str) -> list[str]:
-    """The words of ``key`` that two names of one thing must share exactly."""
-    return sorted(w for w in key.split(" ") if w in _QUALIFIERS or w in _ROMAN or w.isdigit())
-
-
-def _differ_in_qualifiers(key_a: str, key_b: str) -> bool:
-    return _distinguishing_words(key_a) != _distinguishing_words(key_b)
-
-
-def extension_head(key: str) -> str | None:
-    """The head of an extended key: "klagenfurt" for "klagenfurt am worthersee", else None."""
-    words = key.split(" ")
-    for position in range(1, len(words) - 1):
-        if words[position] in _CONNECTORS:
-            return " ".join(words[:position])
-    return None
-
-
-def _is_extension(key_a: str, key_b: str) -> bool:
-    short, long = (key_a, key_b) if len(key_a) < len(key_b) else (key_b, key_a)
-    return long.startswith(short + " ") and extension_head(long) == short
-
-
-_ScoreFn = Callable[..., float]
-_SCORERS: Final[dict[str, tuple[_ScoreFn, float]]] = {
-    # (rapidfuzz scorer, its scale): scores are reported on 0..1.
-    "indel": (Indel.normalized_similarity, 1.0),  # = fuzz.ratio / 100
-    "jaro_winkler": (JaroWinkler.normalized_similarity, 1.0),
-    "token_sort": (fuzz.token_sort_ratio, 100.0),
-}
-
-
-def near_duplicate_score(key_a: str, key_b: str, params: FuzzyParams | None = None) -> float:
-    """The verification rule: similarity (0..1] of two fuzzy keys, or 0.0 if not verified.
-
-    A pure function of the two keys and the parameters, symmetric in its arguments.
-    """
-    params = params or DEFAULT_PARAMS
-    if params.guard_qualifiers and _differ_in_qualifiers(key_a, key_b):
-        return 0.0
-    if key_a == key_b:
-        return 1.0
-    score_fn, scale = _SCORERS[params.scorer]
-    score = float(score_fn(key_a, key_b)) / scale
-    if params.match_extensions and _is_extension(key_a, key_b):
-        return max(score, 1e-3)  # verified whatever the similarity
-    if params.same_initial and key_a[:1] != key_b[:1]:
-        return 0.0
-    return score if score >= params.min_score else 0.0
-
-
-DEFAULT_PARAMS: Final = FuzzyParams()
-
 
 # Bound of the k-gram hash cache (~100 bytes an item): far above a language's k-grams.
 _MAX_CACHED_KGRAMS: Final = 1 << 18
@@ -532,7 +363,7 @@ class Deduplicator:
         key = prepared.key
         slots = list(candidates)
         keys = [self._keys[slot] for slot in slots]
-        score_fn, scale = _SCORERS[params.scorer]
+        score_fn, scale = SCORERS[params.scorer]
         # One C call drops the candidates below the threshold; the full rule then runs on the
         # few left (and on extensions, which the rule accepts whatever their similarity).
         passing = {
@@ -543,7 +374,7 @@ class Deduplicator:
             )
         }  # fmt: skip
         if params.match_extensions:
-            passing.update(i for i, other in enumerate(keys) if _is_extension(key, other))
+            passing.update(i for i, other in enumerate(keys) if is_extension(key, other))
         verified: list[tuple[int, float]] = []
         for index in passing:
             score = near_duplicate_score(key, keys[index], params)

@@ -23,12 +23,7 @@ process on the same data dir, a higher incarnation, joining through a live membe
 every producer is done, no fault is pending, and the nodes agree (equal digests) or nothing
 has changed for ``idle_stop_s``.
 
-Measured against the universe's ground truth, which the nodes never read: coverage (share of
-the truth a list holds, canonical or alias), precision (lines naming a real item), alias
-leakage (lines whose item another line already holds), the duplicate share of generated
-items; per node the digest of its replicated set (count + BLAKE2b over its sorted record
-keys), calls, tokens, gossip bytes; over time, and convergence (when the digests became equal,
-after the last new record).
+What is measured, and how, is ``node.sim_report``; what a run is, ``node.sim_config``.
 """
 
 from __future__ import annotations
@@ -38,43 +33,51 @@ import functools
 import hashlib
 import itertools
 import logging
-import math
 import random
-import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gossip.testing import InMemoryNetwork, run_virtual
 from node.assembly import Node
 from node.config import LLMSettings, NodeConfig
-from node.errors import ConfigError
-from node.global_list import GlobalList
 from node.llm.sim.backend import SimulatedBackend
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
-from node.llm.sim.universe import Universe, available_universes, load_universe
-from node.normalize import EntryId, entry_id
+from node.llm.sim.universe import load_universe
+from node.normalize import EntryId
 from node.producer import ProducerConfig
 from node.records import EntryRecord, Record
-from node.store import DB_FILENAME
+from node.sim_config import NodeEvent, SimConfig
+from node.sim_report import (
+    GroundTruth,
+    ListQuality,
+    NodeSample,
+    SimReport,
+    SimSample,
+    cluster_summary,
+    committed_keys,
+    listed_entry_ids,
+    rounded_s,
+    set_digest,
+)
 
 __all__ = [
-    "NodeEvent",
-    "SimConfig",
-    "Simulation",
-    "SimSample",
-    "NodeSample",
-    "SimReport",
+    "SIM_PORT",
     "GroundTruth",
     "ListQuality",
-    "run_simulation",
+    "NodeEvent",
+    "NodeSample",
+    "SimConfig",
+    "SimReport",
+    "SimSample",
+    "Simulation",
     "derived_seed",
+    "run_simulation",
     "set_digest",
-    "SIM_PORT",
 ]
 
 log = logging.getLogger(__name__)
@@ -88,248 +91,6 @@ def derived_seed(seed: int, *purpose: object) -> int:
     digest = hashlib.blake2b(repr((seed, *purpose)).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
-
-@dataclass(frozen=True, slots=True)
-class NodeEvent:
-    """A fault aimed at one node at a virtual time (``--kill node2@30``)."""
-
-    node: str  # "node2"
-    at_s: float  # virtual seconds since the nodes started
-
-    @classmethod
-    def parse(cls, text: str) -> NodeEvent:
-        """``NODE@T`` where NODE is ``nodeI`` or ``I`` and T virtual seconds; ``ConfigError`` otherwise."""
-        name, at, time_text = text.strip().partition("@")
-        name = name.strip().lower()
-        if name.isdigit():
-            name = f"node{name}"
-        try:
-            at_s = float(time_text)
-        except ValueError:
-            at_s = math.nan
-        if not at or not name.startswith("node") or not name[4:].isdigit() or not math.isfinite(at_s) or at_s < 0:
-            raise ConfigError(f"expected NODE@SECONDS such as node2@30, got {text!r}")
-        return cls(name, at_s)
-
-    def __str__(self) -> str:
-        return f"{self.node}@{self.at_s:g}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimConfig:
-    """One simulated run. Times are virtual seconds since the nodes started."""
-
-    topic: str | None = None  # what the nodes enumerate; None = the universe's own topic
-    universe: str = "countries"  # the simulated LLM's universe (and the ground truth)
-    nodes: int = 5  # full nodes in the cluster
-    rng_seed: int = 0  # seeds everything; one seed reproduces a run exactly
-    max_calls: int = 0  # LLM calls per node process (0 = until exhausted); a restart gets a fresh budget
-    concurrency: int = 2  # concurrent LLM calls per node
-    items_per_call: int = 20  # entries asked for per call
-    loss: float = 0.0  # probability each message leg is lost
-    latency_ms: float = 1.0  # one-way network delay
-    partition_at_s: float | None = None  # split the first ⌈N/2⌉ nodes from the rest...
-    heal_at_s: float | None = None  # ...until then (None = never)
-    kills: tuple[NodeEvent, ...] = ()  # node crashes (silent, in-flight work lost, store kept)
-    restarts: tuple[NodeEvent, ...] = ()  # restarts of killed nodes on their data dirs
-    time_limit_s: float = 600.0  # the run ends here at the latest
-    join_timeout_s: float = 30.0  # production starts when all see all, or after this
-    sample_interval_s: float = 5.0  # time series and live display resolution
-    check_interval_s: float = 0.1  # convergence is checked this often (its timing's resolution)
-    idle_stop_s: float = 60.0  # once production and faults are over, stop after this long without change
-    llm_time_scale: float = 1.0  # simulated LLM latency: 1 = a real model's pace (virtual time is free)
-    gossip_profile: Literal["lan", "local"] = "lan"  # gossip timings (as gossip-node --gossip-profile)
-    data_dir: Path | None = None  # where the nodes' data dirs go (None = a temporary dir, removed)
-    list_files: bool = False  # keep each node's list.jsonl current (real file writes: slower)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.nodes <= 1000:
-            raise ConfigError(f"--nodes must be within 1..1000, got {self.nodes}")
-        if self.universe not in available_universes():
-            raise ConfigError(f"unknown universe {self.universe!r}; available: {', '.join(available_universes())}")
-        if self.topic is not None and not self.topic.strip():
-            raise ConfigError("--topic must be non-empty")
-        if not 0.0 <= self.loss <= 1.0:
-            raise ConfigError(f"--loss must be a probability in [0, 1], got {self.loss}")
-        if self.latency_ms < 0 or self.llm_time_scale < 0:
-            raise ConfigError("--latency-ms and the LLM time scale must be >= 0")
-        if self.time_limit_s <= 0 or self.sample_interval_s <= 0 or self.check_interval_s <= 0:
-            raise ConfigError("the time limit, sample and check intervals must be > 0")
-        if self.join_timeout_s < 0 or self.idle_stop_s < 0:
-            raise ConfigError("the join timeout and idle stop must be >= 0")
-        ProducerConfig(concurrency=self.concurrency, items_per_call=self.items_per_call, max_calls=self.max_calls)
-        self._check_partition()
-        self._check_node_events()
-
-    def _check_partition(self) -> None:
-        if self.heal_at_s is not None and self.partition_at_s is None:
-            raise ConfigError("--heal-at needs --partition-at")
-        if self.partition_at_s is None:
-            return
-        if self.nodes < 2:
-            raise ConfigError("--partition-at needs at least 2 nodes")
-        if not 0 <= self.partition_at_s < self.time_limit_s:
-            raise ConfigError(f"--partition-at {self.partition_at_s:g} is outside the run (0..{self.time_limit_s:g} s)")
-        if self.heal_at_s is not None and not self.partition_at_s < self.heal_at_s < self.time_limit_s:
-            raise ConfigError(
-                f"--heal-at must be after --partition-at and before the time limit, got {self.heal_at_s:g}"
-            )
-
-    def _check_node_events(self) -> None:
-        names = set(self.node_names())
-        timeline = sorted([(e.at_s, 0, e) for e in self.kills] + [(e.at_s, 1, e) for e in self.restarts],
-                          key=lambda item: (item[0], item[1]))  # fmt: skip
-        alive = dict.fromkeys(names, True)
-        for at_s, is_restart, event in timeline:
-            if event.node not in names:
-                raise ConfigError(f"{event}: no such node (nodes are node1..node{self.nodes})")
-            if at_s >= self.time_limit_s:
-                raise ConfigError(f"{event}: at {at_s:g} s, past the time limit of {self.time_limit_s:g} s")
-            if is_restart and alive[event.node]:
-                raise ConfigError(f"--restart {event}: {event.node} is not down then (kill it earlier)")
-            if not is_restart and not alive[event.node]:
-                raise ConfigError(f"--kill {event}: {event.node} is already down then")
-            alive[event.node] = bool(is_restart)
-
-    def node_names(self) -> list[str]:
-        return [f"node{index}" for index in range(1, self.nodes + 1)]
-
-    def partition_sides(self) -> tuple[list[str], list[str]]:
-        """The two sides of ``--partition-at``: the first ⌈N/2⌉ nodes, and the rest."""
-        names = self.node_names()
-        half = (len(names) + 1) // 2
-        return names[:half], names[half:]
-
-    def describe(self) -> dict[str, object]:
-        """The run's parameters, JSON-ready."""
-        values = asdict(self)
-        values["kills"] = [str(event) for event in self.kills]
-        values["restarts"] = [str(event) for event in self.restarts]
-        values["data_dir"] = str(self.data_dir) if self.data_dir is not None else None
-        return values
-
-
-# --- measuring against the ground truth ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuality:
-    """How one list measures up against the ground truth."""
-
-    lines: int
-    coverage: float  # share of the truth the list names (canonical or alias)
-    precision: float  # share of lines naming a real item
-    alias_leakage: float  # share of lines whose real item an earlier line already holds
-    covered: frozenset[EntryId]  # the truth ids covered
-
-
-class GroundTruth:
-    """The universe's items as entry ids (the system itself never reads these)."""
-
-    def __init__(self, universe: Universe, model: SimulatedModel) -> None:
-        self._item_of = universe.id_of_any_name()  # any name's id -> item index
-        self._truth_id = tuple(entry_id(item.name) for item in universe.items)  # item index -> truth id
-        self.size = universe.truth_size
-        self.producible = frozenset(self._truth_id[index] for index in model.known_items())
-
-    def quality(self, entries: GlobalList) -> ListQuality:
-        covered: set[int] = set()
-        real_lines = leaked = 0
-        for line in entries:
-            items = {self._item_of[r.id] for r in (line.record, *line.aliases) if r.id in self._item_of}
-            item = self._item_of.get(line.record.id)
-            if item is not None:
-                real_lines += 1
-                leaked += item in covered
-            covered |= items
-        lines = len(entries)
-        truth = frozenset(self._truth_id[index] for index in covered)
-        return ListQuality(
-            lines=lines,
-            coverage=len(truth) / self.size if self.size else 1.0,
-            precision=real_lines / lines if lines else 1.0,
-            alias_leakage=leaked / lines if lines else 0.0,
-            covered=truth,
-        )
-
-
-def _entry_ids(entries: GlobalList) -> set[EntryId]:
-    return {record.id for line in entries for record in (line.record, *line.aliases)}
-
-
-# --- samples and the report ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSample:
-    """One node at one moment."""
-
-    name: str
-    alive: bool
-    entries: int  # lines of its list
-    records: int  # records in its replicated set
-    calls: int  # LLM calls started, all its processes
-    tokens: int
-    coverage: float
-    precision: float
-    alias_leakage: float
-    producing: bool  # its producer is still running
-
-
-@dataclass(frozen=True, slots=True)
-class SimSample:
-    """The cluster at one virtual moment (a point of the time series, a frame of the live table)."""
-
-    t_s: float
-    coverage_union: float  # share of the truth held by some live node
-    coverage_min: float  # the worst live node's coverage
-    coverage_mean: float
-    precision_min: float
-    alias_leakage_max: float
-    digests_equal: bool  # every live node holds the same set
-    nodes: tuple[NodeSample, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "t_s": self.t_s, "coverage_union": self.coverage_union, "coverage_min": self.coverage_min,
-            "coverage_mean": self.coverage_mean, "precision_min": self.precision_min,
-            "alias_leakage_max": self.alias_leakage_max, "digests_equal": self.digests_equal,
-            "entries": {n.name: n.entries for n in self.nodes if n.alive},
-            "records": {n.name: n.records for n in self.nodes if n.alive},
-            "calls": sum(n.calls for n in self.nodes),
-        }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class SimReport:
-    """What a run produced; ``as_dict()`` is the JSON report."""
-
-    config: dict[str, object]
-    seeds: dict[str, object]
-    sim_params: dict[str, object]
-    popularity_alpha: float
-    universe: dict[str, object]
-    end_reason: str
-    virtual_s: float
-    real_s: float  # the only field that differs between two runs of one seed
-    nodes: tuple[dict[str, Any], ...]
-    cluster: dict[str, Any]
-    partitions: tuple[dict[str, object], ...]
-    events: tuple[dict[str, object], ...]
-    series: tuple[SimSample, ...]
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "config": self.config, "seeds": self.seeds, "sim_params": self.sim_params,
-            "popularity_alpha": self.popularity_alpha, "universe": self.universe, "end_reason": self.end_reason,
-            "virtual_s": self.virtual_s, "real_s": self.real_s, "nodes": list(self.nodes), "cluster": self.cluster,
-            "partitions": list(self.partitions), "events": list(self.events),
-            "series": [sample.as_dict() for sample in self.series],
-        }  # fmt: skip
-
-    def digests(self) -> dict[str, str]:
-        """Each node's final digest (a dead node's: as of its crash)."""
-        return {str(node["name"]): str(node["digest"]) for node in self.nodes}
 
 
 # --- the harness ---------------------------------------------------------------------------
@@ -482,7 +243,7 @@ class Simulation:
     def partition(self, side_a: Sequence[str], side_b: Sequence[str]) -> None:
         """Nothing crosses between the two groups of nodes (by name) until ``heal``."""
         self.network.partition([self._slots[n].address for n in side_a], [self._slots[n].address for n in side_b])
-        self._partitions.append({"at_s": _rounded(self.now_s), "healed_at_s": None, "sides": [list(side_a), list(side_b)]})
+        self._partitions.append({"at_s": rounded_s(self.now_s), "healed_at_s": None, "sides": [list(side_a), list(side_b)]})
         self._event("partition", None, f"{','.join(side_a)} | {','.join(side_b)}")
 
     def heal(self) -> None:
@@ -490,7 +251,7 @@ class Simulation:
         self.network.heal()
         for partition in self._partitions:
             if partition["healed_at_s"] is None:
-                partition["healed_at_s"] = _rounded(self.now_s)
+                partition["healed_at_s"] = rounded_s(self.now_s)
         self._event("heal", None, "")
 
     async def digests(self) -> dict[str, str]:
@@ -663,7 +424,7 @@ class Simulation:
         count = await node.store.count()
         incarnation = node.store.identity.incarnation
         if slot.digest_cache[:2] != (incarnation, count):  # a grow-only set: same count, same set
-            slot.digest_cache = (incarnation, count, set_digest(_committed_keys(node.store.data_dir)))
+            slot.digest_cache = (incarnation, count, set_digest(committed_keys(node.store.data_dir)))
         slot.last_digest = slot.digest_cache[2]
         return slot.last_digest
 
@@ -718,40 +479,18 @@ class Simulation:
                 "stop_reason": slot.stop_reason or ("still producing" if slot.producing else None),
             }  # fmt: skip
             if node is not None:
-                union_ids |= _entry_ids(node.state.entries)
+                union_ids |= listed_entry_ids(node.state.entries)
                 union_covered |= self.truth.quality(node.state.entries).covered
                 row["entry_ids"] = node.state.entries.entry_count
                 row["topic_partitions"] = len(node.state.partitions())
             nodes.append(row)
-        items = sum(int(row["items"]) for row in nodes)
-        new_entries = sum(int(row["new_entries"]) for row in nodes)
         converged_at = self._equal_since if final.digests_equal else None
         producible = self.truth.producible
-        cluster = {
-            "live_nodes": sum(1 for row in nodes if row["alive"]),
-            "coverage": final.coverage_union,
-            "coverage_of_producible": len(union_covered & producible) / len(producible) if producible else 1.0,
-            "coverage_min": final.coverage_min,
-            "precision_min": final.precision_min,
-            "alias_leakage_max": final.alias_leakage_max,
-            # generated items that did not add an entry to the global list
-            "duplicate_share": 1.0 - len(union_ids) / items if items else 0.0,
-            # one entry accepted on two nodes before either heard of the other's
-            "concurrent_duplicates": max(0, new_entries - len(union_ids)),
-            "calls": sum(int(row["calls"]) for row in nodes),
-            "calls_failed": sum(int(row["calls_failed"]) for row in nodes),
-            "tokens": sum(int(row["tokens"]) for row in nodes),
-            "record_bytes_out": sum(int(row["record_bytes_out"]) for row in nodes),
-            "wire_bytes": self.network.total().bytes,
-            "wire_messages": self.network.total().messages,
-            "distinct_digests": len(set(digests.values())),
-            "converged": final.digests_equal,
-            "converged_at_s": _rounded(converged_at),
-            "last_new_entry_at_s": _rounded(self._last_entry_at),
-            "last_record_at_s": _rounded(self._last_record_at),
-            "convergence_after_last_entry_s": _rounded(_after(converged_at, self._last_entry_at)),
-            "convergence_after_last_record_s": _rounded(_after(converged_at, self._last_record_at)),
-        }
+        cluster = cluster_summary(
+            nodes, final, union_ids=union_ids, union_covered=union_covered, producible=producible,
+            wire_total=self.network.total(), distinct_digests=len(set(digests.values())),
+            converged_at=converged_at, last_entry_at=self._last_entry_at, last_record_at=self._last_record_at,
+        )  # fmt: skip
         seeds = {
             "rng_seed": self.config.rng_seed,
             "network": derived_seed(self.config.rng_seed, "network"),
@@ -787,34 +526,6 @@ class Simulation:
             if node is not None:
                 await node.aclose()
         await self.network.aclose()
-
-
-def set_digest(keys: Sequence[str]) -> str:
-    """``<count>:<BLAKE2b-128 of the sorted keys>``: equal exactly when the two sets of record keys are."""
-    ordered = sorted(keys)
-    digest = hashlib.blake2b(b"".join(bytes.fromhex(key) for key in ordered), digest_size=16).hexdigest()
-    return f"{len(ordered)}:{digest}"
-
-
-def _committed_keys(data_dir: Path) -> list[str]:
-    """The record keys committed in a node's database, read as an outside auditor would (WAL
-    lets a second, read-only connection see every committed transaction, and only those)."""
-    connection = sqlite3.connect(f"file:{data_dir / DB_FILENAME}?mode=ro", uri=True)
-    try:
-        return [key for (key,) in connection.execute("SELECT key FROM records")]
-    finally:
-        connection.close()
-
-
-def _rounded(seconds: float | None) -> float | None:
-    """Virtual times to the microsecond: the report shows no float noise."""
-    return None if seconds is None else round(seconds, 6)
-
-
-def _after(end: float | None, start: float | None) -> float | None:
-    if end is None or start is None:
-        return None
-    return max(0.0, end - start)
 
 
 def run_simulation(config: SimConfig, *, on_sample: Callable[[SimSample], None] = lambda sample: None) -> SimReport:

@@ -1,0 +1,195 @@
+"""Failure detection: SWIM's randomised probing with Lifeguard's nacks and buddy system.
+
+SWIM (Das, Gupta, Motivala, "SWIM: Scalable Weakly-consistent Infection-style Process Group
+Membership Protocol", DSN 2002, §3.1, §4.3), as hashicorp/memberlist's ``probeNode`` does it:
+every protocol period a member pings the next member of a shuffled list (round robin,
+reshuffled each round, newcomers inserted at random). With no ack within the probe timeout it
+asks ``indirect_checks`` random members to ping the target for it (PingReq) and, like
+memberlist's TCP fallback, pings it once more directly; no ack by the end of the period makes
+the target *suspect*, with us as the accuser.
+
+Lifeguard (Dadgar, Phillips, Currey, arXiv:1707.00788, 2018): a relay that gets no answer
+replies Nack (§IV-A), and missing nacks raise our health score (``gossip.awareness``), which
+stretches our probe interval and timeouts; a ping to a suspect carries its suspicion so it can
+refute at once (buddy system, §IV-C). The requester of an indirect probe waits at least twice
+the probe timeout for the relays, since a relay nacks only after its own probe timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from gossip.awareness import probe_failure_delta
+from gossip.errors import GossipError
+from gossip.member_table import _GONE, _LIVE, MemberTable, _Member, _valid_address
+from gossip.messages import (
+    MAX_UPDATES_PER_MESSAGE,
+    Ack,
+    MemberState,
+    MemberUpdate,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+)
+
+__all__ = ["Prober"]
+
+log = logging.getLogger(__name__)
+
+
+class Prober(MemberTable):
+    """Probes members of the table and answers probes; ``Membership`` schedules the rounds."""
+
+    async def _probe_round(self) -> None:
+        if self._leaving:
+            return
+        target = self._next_probe_target()
+        if target is not None:
+            await self._probe(target)
+
+    def _next_probe_target(self) -> _Member | None:
+        """Round robin over a shuffled list; at each wrap reap the long dead and reshuffle."""
+        checked = 0
+        while checked <= len(self._probe_order):
+            if self._probe_index >= len(self._probe_order):
+                self._reset_probe_order()
+                checked += 1
+                if not self._probe_order:
+                    return None
+                continue
+            name = self._probe_order[self._probe_index]
+            self._probe_index += 1
+            member = self._members.get(name)
+            if member is not None and member.state in _LIVE:
+                return member
+            checked += 1
+        return None
+
+    def _reset_probe_order(self) -> None:
+        now = self._now()
+        for member in list(self._members.values()):
+            if member.state in _GONE and now - member.state_changed_at > self._config.reap_after_s:
+                log.debug("%s: forgetting %s (%s since %.0f s)", self._name, member.name, member.state.name,
+                          now - member.state_changed_at)  # fmt: skip
+                del self._members[member.name]
+        self._probe_order = list(self._members)
+        self._rng.shuffle(self._probe_order)
+        self._probe_index = 0
+
+    async def _probe(self, target: _Member) -> None:
+        self._counters["probes"] += 1
+        config = self._config
+        started = self._now()
+        deadline = started + self._awareness.scale(config.probe_interval_s)
+        timeout_s = self._awareness.scale(config.probe_timeout_s)
+        incarnation = target.incarnation  # a refutation during the probe outdates our suspicion
+        seq = next(self._seq)
+        if await self._ping(target.name, target.address, seq, timeout_s):
+            self._probe_succeeded(target)
+            return
+        relays = self._random_members(config.indirect_checks, lambda m: m.state is MemberState.ALIVE
+                                      and m is not target)  # fmt: skip
+        # Relays wait probe_timeout_s for the target before they nack, and the nack needs a trip
+        # back: wait for that even if the period is nearly over, or nacks would always be late.
+        wait_s = max(deadline - self._now(), 2 * timeout_s)
+        attempts: list[Awaitable[Message | bool | None]] = [
+            self._request(relay.address, PingReq(seq, target.name, target.address, self._piggyback()), wait_s)
+            for relay in relays
+        ]
+        self._counters["indirect_probes"] += len(relays)
+        # memberlist's TCP fallback: one more direct try alongside, in case the first was lost.
+        attempts.append(self._ping(target.name, target.address, seq, wait_s))
+        acked, nacks = await _first_ack(attempts, seq)
+        self._counters["nacks_received"] += nacks
+        if acked:
+            self._probe_succeeded(target)
+            return
+        self._counters["probes_failed"] += 1
+        self._awareness.apply_delta(probe_failure_delta(len(relays), nacks))
+        if self._members.get(target.name) is not target or self._leaving:
+            return
+        log.info("%s: no ack from %s (direct or through %d relays, %d nacks); suspecting it",
+                 self._name, target.name, len(relays), nacks)  # fmt: skip
+        self._counters["suspicions_raised"] += 1
+        self._on_suspect(MemberUpdate(target.name, target.address, incarnation, MemberState.SUSPECT, self._name))
+
+    def _probe_succeeded(self, target: _Member) -> None:
+        self._awareness.apply_delta(-1)
+        target.last_heard_at = self._now()
+
+    async def _ping(self, name: str, address: str, seq: int, timeout_s: float) -> bool:
+        """Ping ``name`` at ``address``; True on its ack (whose updates are merged)."""
+        target = self._members.get(name)
+        reply = await self._request(address, Ping(seq, name, self._piggyback(target)), timeout_s)
+        if isinstance(reply, Ack) and reply.seq == seq:
+            self._merge_updates(reply.updates)
+            return True
+        return False
+
+    def _answer_ping(self, ping: Ping) -> Message | None:
+        self._merge_updates(ping.updates)
+        if ping.target and ping.target != self._name:
+            log.debug("%s: ignoring a ping meant for %s", self._name, ping.target)
+            return None  # not an ack: whoever it was meant for did not answer
+        return Ack(ping.seq, self._piggyback())
+
+    async def _answer_ping_req(self, request: PingReq) -> Message:
+        self._merge_updates(request.updates)
+        if request.target == self._name:
+            return Ack(request.seq, self._piggyback())
+        if not _valid_address(request.target_address):
+            return Nack(request.seq)
+        seq = next(self._seq)
+        if await self._ping(request.target, request.target_address, seq, self._config.probe_timeout_s):
+            target = self._members.get(request.target)
+            if target is not None:
+                target.last_heard_at = self._now()
+            return Ack(request.seq, self._piggyback())
+        return Nack(request.seq)
+
+    # ------------------------------------------------------------------ requests
+
+    async def _request(self, address: str, message: Message, timeout_s: float) -> Message | None:
+        """One request; None when the peer could not be reached, refused, or answered garbage."""
+        self._counters["messages_sent"] += 1
+        try:
+            return await self._transport.request(address, message, timeout_s=timeout_s)
+        except GossipError as error:
+            log.debug("%s: %s to %s failed: %s", self._name, type(message).__name__, address, error)
+            return None
+
+    def _piggyback(self, target: _Member | None = None) -> tuple[MemberUpdate, ...]:
+        """Queued rumours to ride on a message; to a suspect or dead target, its own verdict first
+        (Lifeguard's buddy system: it can refute at once)."""
+        verdict: list[MemberUpdate] = []
+        if target is not None and target.state in (MemberState.SUSPECT, MemberState.DEAD):
+            verdict.append(MemberUpdate(target.name, target.address, target.incarnation, target.state, self._name))
+        return (*verdict, *self._queue.take(max_items=MAX_UPDATES_PER_MESSAGE - len(verdict)))
+
+    def _random_members(self, count: int, eligible: Callable[[_Member], bool]) -> list[_Member]:
+        pool = [member for member in self._members.values() if eligible(member)]
+        return self._rng.sample(pool, min(count, len(pool)))
+
+
+async def _first_ack(attempts: Sequence[Awaitable[Message | bool | None]], seq: int) -> tuple[bool, int]:
+    """Run the attempts together until one acks; (acked, nacks seen). Cancels the rest."""
+    tasks = [asyncio.ensure_future(attempt) for attempt in attempts]
+    nacks = 0
+    try:
+        pending: set[asyncio.Future[Message | bool | None]] = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                outcome = task.result()
+                if outcome is True or (isinstance(outcome, Ack) and outcome.seq == seq):
+                    return True, nacks
+                if isinstance(outcome, Nack) and outcome.seq == seq:
+                    nacks += 1
+        return False, nacks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
