@@ -70,7 +70,9 @@ class ExhaustionTracker:
 
     def reason_to_stop(self) -> str | None:
         """Why the topic counts as exhausted now, or None to go on."""
-        decision = self._rule.decide(self.estimate(), [call.new for call in self._state.calls()])
+        # The rule reads only the last `window` calls: don't copy every call's stats on each ask.
+        recent = self._state.calls_from(max(0, self._state.observation_count - self._rule.window))
+        decision = self._rule.decide(self.estimate(), [call.new for call in recent])
         return f"topic exhausted: {decision.reason}" if decision.stop else None
 
 

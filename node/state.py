@@ -142,12 +142,6 @@ class NodeState:
                 texts.append(record.text)
         return texts
 
-    def samples(self, partition: str | None = None) -> Counter[EntryId]:
-        """How often each entry was generated (in one partition, or overall)."""
-        if partition is not None:
-            return Counter(self._samples.get(partition, Counter()))
-        return Counter(self._generated)
-
     def sample_counts(self) -> Mapping[str, Mapping[EntryId, int]]:
         """Per partition, how often each entry was generated (live view: do not modify)."""
         return self._samples

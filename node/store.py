@@ -281,15 +281,7 @@ class Store:
 
     async def load_records(self) -> list[Record]:
         """Every stored record, in local arrival order."""
-
-        def read() -> list[Record]:
-            rows = self._db.execute("SELECT seq, body FROM records ORDER BY seq").fetchall()
-            try:
-                return [decode_record(bytes(body)) for _, body in rows]
-            except RecordDecodeError as exc:
-                raise CorruptStore(f"{self._data_dir / DB_FILENAME} holds an undecodable record: {exc}") from exc
-
-        return await self._run(read)
+        return [record for _, record in await self.load_keyed()]
 
     async def save_incarnation(self, incarnation: int) -> None:
         """Remember an incarnation the node reached while running (refutations raise it), so the
