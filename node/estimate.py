@@ -451,6 +451,8 @@ def _coverage(f1: float, f2: float, samples: float) -> float:
     if samples <= 1.0:
         # One sample: the improved form is 0/0; Turing's 1 - f1/n.
         return max(0.0, 1.0 - f1 / samples)
+    if f1 == 0.0:  # no singletons: nothing points to anything unseen (and the f2 = 0 form is 0/0)
+        return 1.0
     if f2 > 0.0:
         missing = (samples - 1.0) * f1 / ((samples - 1.0) * f1 + 2.0 * f2)
     else:

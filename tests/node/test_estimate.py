@@ -451,3 +451,12 @@ def test_stop_rule_rejects_invalid_config(kwargs):
     """Invalid stop-rule values raise ConfigError naming the field."""
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         StopRule(**kwargs)
+
+
+@pytest.mark.parametrize("counts", [[3], [5, 5, 5], [3, 4], [7]])
+def test_no_singletons_and_no_doubletons_means_fully_covered(counts: list[int]) -> None:
+    """Entries seen three or more times each and none once or twice: coverage 1, no unseen (was a 0/0)."""
+    estimate = chao1(counts)
+    assert estimate.coverage == 1.0
+    assert estimate.estimate == len(counts)
+    assert good_turing_coverage(counts) == 1.0
