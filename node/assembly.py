@@ -35,6 +35,7 @@ from node.records import Record
 from node.replication import RecordExchange
 from node.state import NodeState
 from node.store import Store
+from partitioning.planner import Planner
 
 __all__ = ["Node", "Progress", "ExhaustionTracker", "exhaustion_estimate", "INCARNATION_CHECK_S"]
 
@@ -91,6 +92,41 @@ class Progress:
     done_reason: str | None
 
 
+def _planner(
+    config: NodeConfig,
+    state: NodeState,
+    store: Store,
+    clock: HybridClock,
+    backend: LLMBackend,
+    cluster: ClusterMember,
+    committed: Callable[[Sequence[Record]], None],
+    changed: Callable[[], None],
+) -> Planner | None:
+    """The partition planner, or None when partitioning is off (every call is about the whole topic)."""
+    if not config.partitioning.enabled:
+        return None
+    membership = cluster.membership
+
+    def live_members() -> dict[str, float]:
+        # Equal weights: every node must compute the same owners, and peers' concurrency is
+        # not replicated, so weighting by it would make the nodes' views disagree.
+        return {member.name: 1.0 for member in membership.members() if member.is_live}
+
+    return Planner(
+        config=config.partitioning,
+        state=state,
+        store=store,
+        clock=clock,
+        backend=backend,
+        topic=config.topic,
+        members=live_members,
+        items_per_call=config.producer.items_per_call,
+        by_frequency=config.producer.known_by_frequency,
+        on_committed=committed,
+        on_change=changed,
+    )
+
+
 class Node:
     """A node's wired parts; build with ``await Node.open(...)``. Runs on the event loop."""
 
@@ -107,6 +143,7 @@ class Node:
         producer: Producer,
         cluster: ClusterMember,
         address: str,
+        planner: Planner | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -118,6 +155,7 @@ class Node:
         self.producer = producer
         self.cluster = cluster
         self.address = address
+        self.planner = planner  # None without partitioning
         self._saved_incarnation = store.identity.incarnation
         self._keeper: asyncio.Task[None] | None = None
         self._left = False
@@ -183,18 +221,7 @@ class Node:
                 exchange.committed(records)
                 on_committed(records)
 
-            producer = Producer(
-                config=config.producer,
-                backend=built,
-                store=store,
-                state=state,
-                clock=clock,
-                topic=config.topic,
-                should_stop=tracker.reason_to_stop,
-                on_change=changed,
-                on_committed=committed,
-                rng=random.Random(rng.getrandbits(64)),
-            )
+            producer_rng = random.Random(rng.getrandbits(64))
             local = config.gossip_profile == "local"
             cluster = ClusterMember(
                 transport=transport,
@@ -211,6 +238,20 @@ class Node:
                 rng=random.Random(rng.getrandbits(64)),
                 wall=wall,
             )
+            planner = _planner(config, state, store, clock, built, cluster, committed, changed)
+            producer = Producer(
+                config=config.producer,
+                backend=built,
+                store=store,
+                state=state,
+                clock=clock,
+                topic=config.topic,
+                partitions=planner,
+                should_stop=planner.reason_to_stop if planner is not None else tracker.reason_to_stop,
+                on_change=changed,
+                on_committed=committed,
+                rng=producer_rng,
+            )
             cluster.anti_entropy.add_many((key, record.partition) for key, record in keyed)
             exchange.connect(cluster.publish, index=cluster.anti_entropy.add)
         except BaseException:
@@ -220,7 +261,7 @@ class Node:
             raise
         return cls(
             config=config, store=store, state=state, backend=built, writer=writer, tracker=tracker,
-            exchange=exchange, producer=producer, cluster=cluster, address=address,
+            exchange=exchange, producer=producer, cluster=cluster, address=address, planner=planner,
         )  # fmt: skip
 
     async def start(self) -> None:

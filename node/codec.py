@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 
 from node.errors import NodeError
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
+from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord, Record
 
 __all__ = [
     "RecordDecodeError",
@@ -26,16 +26,26 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_ITEMS_PER_OBSERVATION",
+    "MAX_PARTITION_CHARS",
+    "MAX_SPLIT_CHILDREN",
+    "MAX_LABEL_CHARS",
 ]
 
 MAX_RECORD_BYTES = 256 * 1024
 MAX_TEXT_CHARS = 200  # an entry's display text; matches the answer parser's bound
-MAX_NAME_CHARS = 200  # node names, partition labels
+MAX_NAME_CHARS = 200  # node names
+MAX_PARTITION_CHARS = 400  # a partition's path of labels
+MAX_LABEL_CHARS = 80  # one label of a partition path
+MAX_SPLIT_CHILDREN = 32  # children of one split
+MAX_REASON_CHARS = 200  # a plan event's reason
 MAX_ITEMS_PER_OBSERVATION = 500  # matches the parser's per-answer bound
 _MAX_HLC = (1 << 64) - 1
 
 _ENTRY = 1
 _OBSERVATION = 2
+_PLAN = 3
+_PLAN_CODES = {PlanAction.SPLIT: 0, PlanAction.RETIRE: 1}
+_PLAN_BY_CODE = {code: action for action, code in _PLAN_CODES.items()}
 _MATCH_CODES = {MatchKind.NEW: 0, MatchKind.EXACT: 1, MatchKind.FUZZY: 2}
 _MATCH_BY_CODE = {code: kind for kind, code in _MATCH_CODES.items()}
 
@@ -48,9 +58,14 @@ def encode_record(record: Record) -> bytes:
     """The canonical bytes of ``record``."""
     if isinstance(record, EntryRecord):
         body: list[Any] = [_ENTRY, record.id, record.text, record.partition, record.origin, record.hlc]
-    else:
+    elif isinstance(record, ObservationRecord):
         items = [[item.text, item.entry_id, _MATCH_CODES[item.match], item.score] for item in record.items]
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
+    else:
+        body = [
+            _PLAN, _PLAN_CODES[record.action], record.partition, list(record.children), record.node, record.hlc,
+            record.reason,
+        ]  # fmt: skip
     packed: bytes = msgpack.packb(body, use_bin_type=True)
     return packed
 
@@ -103,7 +118,7 @@ def decode_record(data: bytes) -> Record:
         return EntryRecord(
             id=_entry_id(body[1], "entry.id"),
             text=_text(body[2], "entry.text", MAX_TEXT_CHARS),
-            partition=_text(body[3], "entry.partition", MAX_NAME_CHARS, allow_empty=True),
+            partition=_text(body[3], "entry.partition", MAX_PARTITION_CHARS, allow_empty=True),
             origin=_text(body[4], "entry.origin", MAX_NAME_CHARS),
             hlc=_uint(body[5], "entry.hlc"),
         )
@@ -130,8 +145,30 @@ def decode_record(data: bytes) -> Record:
         return ObservationRecord(
             node=_text(body[1], "observation.node", MAX_NAME_CHARS),
             call=_uint(body[2], "observation.call"),
-            partition=_text(body[3], "observation.partition", MAX_NAME_CHARS, allow_empty=True),
+            partition=_text(body[3], "observation.partition", MAX_PARTITION_CHARS, allow_empty=True),
             hlc=_uint(body[4], "observation.hlc"),
             items=tuple(items),
         )
+    if kind == _PLAN and len(body) == 7:
+        return _decode_plan(body)
     raise RecordDecodeError(f"unknown record kind {kind!r} with {len(body)} fields")
+
+
+def _decode_plan(body: list[Any]) -> PlanRecord:
+    action = _PLAN_BY_CODE.get(body[1]) if isinstance(body[1], int) and not isinstance(body[1], bool) else None
+    if action is None:
+        raise RecordDecodeError(f"plan.action must be one of {sorted(_PLAN_BY_CODE)}")
+    raw_children = body[3]
+    if not isinstance(raw_children, list) or len(raw_children) > MAX_SPLIT_CHILDREN:
+        raise RecordDecodeError(f"plan.children must be an array of at most {MAX_SPLIT_CHILDREN}")
+    children = tuple(_text(child, f"plan.children[{n}]", MAX_LABEL_CHARS) for n, child in enumerate(raw_children))
+    if (action is PlanAction.SPLIT) != bool(children):
+        raise RecordDecodeError("a split must name its children and a retire must name none")
+    return PlanRecord(
+        action=action,
+        partition=_text(body[2], "plan.partition", MAX_PARTITION_CHARS, allow_empty=True),
+        children=children,
+        node=_text(body[4], "plan.node", MAX_NAME_CHARS),
+        hlc=_uint(body[5], "plan.hlc"),
+        reason=_text(body[6], "plan.reason", MAX_REASON_CHARS, allow_empty=True),
+    )

@@ -11,6 +11,7 @@ from typing import Literal
 from node.errors import ConfigError
 from node.estimate import StopRule
 from node.producer import ProducerConfig
+from partitioning.config import PartitionConfig
 
 __all__ = ["NodeConfig", "LLMSettings"]
 
@@ -58,7 +59,8 @@ class NodeConfig:
     node_name: str | None = None  # None = the name stored in the data dir, or <host>-<hex>
     llm: LLMSettings = field(default_factory=LLMSettings)
     producer: ProducerConfig = field(default_factory=ProducerConfig)
-    stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted
+    stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted (no partitioning)
+    partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
     host: str = "127.0.0.1"  # address the node's port binds (gossip, API, page)
     port: int = 7070  # the node's one port; 0 = any free port
     advertise: str | None = None  # host:port peers should use (default: the bound address)

@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from node.aio import first_of
 from node.errors import ConfigError, LLMError, LLMRateLimited
@@ -29,12 +30,12 @@ from node.hlc import HybridClock
 from node.llm.base import LLMBackend, Usage
 from node.llm.retry import backoff_delay_s
 from node.parser import StreamingParser
-from node.prompts import PromptTemplates, build_enumeration_prompt
+from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_enumeration_prompt
 from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
 from node.state import NodeState
 from node.store import Store
 
-__all__ = ["ProducerConfig", "Producer", "ProducerStats"]
+__all__ = ["ProducerConfig", "Producer", "ProducerStats", "PartitionSource", "WholeTopic"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,36 @@ class ProducerStats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
+class PartitionSource(Protocol):
+    """Where each call's partition and its known entries come from (``partitioning.Planner``)."""
+
+    async def acquire(self) -> str | None:
+        """The partition for the next call, or None when nothing is left to do."""
+
+    def release(self, partition: str) -> None:
+        """The call on ``partition`` ended."""
+
+    def known_for(self, partition: str) -> list[str]:
+        """The known entries for the prompt, most useful first."""
+
+
+class WholeTopic:
+    """No partitioning: every call is about the whole topic."""
+
+    def __init__(self, state: NodeState, *, by_frequency: bool = True) -> None:
+        self._state = state
+        self._by_frequency = by_frequency
+
+    async def acquire(self) -> str | None:
+        return ""
+
+    def release(self, partition: str) -> None:
+        pass
+
+    def known_for(self, partition: str) -> list[str]:
+        return self._state.known_for_prompt(partition, by_frequency=self._by_frequency)
+
+
 class Producer:
     """Runs on the event loop; one instance per node."""
 
@@ -97,7 +128,7 @@ class Producer:
         state: NodeState,
         clock: HybridClock,
         topic: str,
-        next_partition: Callable[[], str] = lambda: "",
+        partitions: PartitionSource | None = None,
         should_stop: Callable[[], str | None] = lambda: None,
         on_change: Callable[[], None] = lambda: None,
         on_committed: Callable[[Sequence[Record]], None] = lambda records: None,
@@ -111,7 +142,7 @@ class Producer:
         self._state = state
         self._clock = clock
         self._topic = topic
-        self._next_partition = next_partition
+        self._partitions = partitions or WholeTopic(state, by_frequency=config.known_by_frequency)
         self._should_stop = should_stop
         self._on_change = on_change
         self._on_committed = on_committed
@@ -172,22 +203,31 @@ class Producer:
     async def _worker(self, worker: int, stop: asyncio.Event) -> None:
         if worker:  # stagger so the workers' calls don't start (and finish) in lockstep
             await self._sleep(self._rng.uniform(0, 0.05 * worker))
-        while self._may_start_call(stop):
+        while self._may_start_call(stop) and self.stop_reason is None:
             delay = await self.one_call()
             if delay:
                 await first_of(self._sleep(delay), stop.wait())
 
     async def one_call(self) -> float:
         """Make one LLM call end to end; returns how long to back off before the next."""
+        partition = await self._partitions.acquire()
+        if partition is None:  # every partition is done: stop asking
+            self.stop_reason = self.stop_reason or self._should_stop() or "no partition left to work on"
+            return 0.0
+        try:
+            return await self._call_on(partition)
+        finally:
+            self._partitions.release(partition)
+
+    async def _call_on(self, partition: str) -> float:
         self.stats.calls_started += 1
         self._call_seq += 1
         call = self._call_seq
-        partition = self._next_partition()
         prompt = build_enumeration_prompt(
             self._templates,
             topic=self._topic,
-            partition=[label for label in partition.split(" > ") if label] if partition else [],
-            known=self._state.known_for_prompt(partition, by_frequency=self._config.known_by_frequency),
+            partition=[label for label in partition.split(PARTITION_SEPARATOR) if label] if partition else [],
+            known=self._partitions.known_for(partition),
             count=self._config.items_per_call,
             known_budget_tokens=self._config.known_budget_tokens,
         )

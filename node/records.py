@@ -10,6 +10,8 @@ on the wire and on disk lives with the transport and the store.
 - ``ObservationRecord`` — what one LLM call produced: for each generated item, the entry it
   resolved to and how (new, exact, fuzzy). The exhaustion estimate and the "why was this
   dropped" view are computed from these.
+- ``PlanRecord`` — one event of the partition plan: a partition split into children, or
+  retired. The plan itself is a pure function of these (``partitioning.plan``).
 
 Every record's key in the set is the hash of its canonical encoding (``node.codec``), so a
 key always names exactly one content.
@@ -22,7 +24,7 @@ from enum import StrEnum
 
 from node.normalize import EntryId
 
-__all__ = ["EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "Record"]
+__all__ = ["EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction", "PlanRecord", "Record"]
 
 
 class MatchKind(StrEnum):
@@ -70,5 +72,34 @@ class ObservationRecord:
     items: tuple[ObservedItem, ...]
 
 
-Record = EntryRecord | ObservationRecord
+class PlanAction(StrEnum):
+    """What a plan event does to its partition."""
+
+    SPLIT = "split"  # the partition is divided into ``children``
+    RETIRE = "retire"  # the partition is done: no more calls for it
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """One event of the partition plan, made by one node.
+
+    Several nodes may act on one partition concurrently; the plan keeps the event with the
+    smallest ``(hlc, node)`` (``partitioning.plan``), so every node computes the same plan.
+    """
+
+    action: PlanAction
+    partition: str  # the partition acted on: its path of labels ("" = the whole topic)
+    children: tuple[str, ...]  # the child labels of a split (empty for a retire)
+    node: str  # the node that decided it
+    hlc: int
+    reason: str  # why, for people ("known entries pass the prompt budget", ...)
+
+    @property
+    def precedence(self) -> tuple[int, str, str, tuple[str, ...], str]:
+        """Among events on one partition, the smallest precedence wins (every field counts, so
+        two different events never tie and arrival order never decides)."""
+        return (self.hlc, self.node, self.action.value, self.children, self.reason)
+
+
+Record = EntryRecord | ObservationRecord | PlanRecord
 """Any replicated record."""

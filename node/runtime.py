@@ -93,6 +93,7 @@ async def run_node(
                 "Pass --cluster-key-file to authenticate members.", config.host,
             )  # fmt: skip
         cluster = node.cluster
+        planner = node.planner
         view = StateView(
             node.state,
             node_name=node.name,
@@ -102,8 +103,10 @@ async def run_node(
             metrics=lambda: {**_metrics(node.progress()),
                              "gossip": cluster.broadcaster.metrics(),
                              "membership": cluster.membership.metrics(),
-                             "anti_entropy": cluster.anti_entropy.metrics()},  # fmt: skip
+                             "anti_entropy": cluster.anti_entropy.metrics(),
+                             **({"plan": planner.metrics()} if planner is not None else {})},  # fmt: skip
             convergence=lambda: _convergence(cluster),
+            plan=planner.snapshot if planner is not None else None,
         )
         add_routes(server.app, view)
         await server.start()

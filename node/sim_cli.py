@@ -22,6 +22,7 @@ from rich.table import Table
 from node.errors import ConfigError
 from node.llm.sim.universe import available_universes
 from node.simulation import NodeEvent, SimConfig, SimReport, SimSample, run_simulation
+from partitioning.config import PartitionConfig
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "live_table", "sample_line", "results_table", "cluster_table"]
 
@@ -123,6 +124,29 @@ def cluster_table(report: SimReport) -> Table:
     return table
 
 
+def plan_table(report: SimReport) -> Table | None:
+    """The partition plan the run built, and the coverage of its top partitions at the end."""
+    plan = report.plan
+    if plan is None:
+        return None
+    largest = plan["largest_leaf"]
+    caption = (
+        f"{plan['partitions']:,} partitions, depth {plan['depth']}, {plan['leaves']:,} leaves "
+        f"({plan['live_leaves']:,} live, {plan['retired_leaves']:,} retired); largest leaf: "
+        f"{largest['partition'] or '(whole topic)'} with {largest['entries']:,} entries" if largest else ""
+    )
+    table = Table(title="partition plan (first two levels)", caption=caption)
+    for column, justify in (("partition", "left"), ("state", "left"), ("leaves", "right"), ("true items", "right"),
+                            ("coverage", "right")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in plan["top_partitions"]:
+        indent = "  " * (row["depth"] - 1)
+        label = row["partition"].split(" > ")[-1]
+        coverage = "—" if row["coverage"] is None else _percent(row["coverage"])
+        table.add_row(f"{indent}{label}", row["status"], f"{row['leaves']:,}", f"{row['truth']:,}", coverage)
+    return table
+
+
 def _kib(size: int) -> str:
     return f"{size / 1024:,.0f} KiB"
 
@@ -141,6 +165,10 @@ def _seconds(value: float | None, *, suffix: str = "") -> str:
               help="LLM calls per node process (0 = until the topic is exhausted).")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls per node.")
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
+@click.option("--partitioning/--no-partitioning", default=True, show_default=True,
+              help="Divide the topic into parts (an LLM-made plan, split and retired as it goes); off = every call is about the whole topic.")
+@click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts, show_default=True,
+              help="Sub-categories asked for when a part is split.")
 @click.option("--loss", type=click.FloatRange(0.0, 1.0), default=0.0, help="Probability each message leg is lost.")
 @click.option("--latency-ms", type=click.FloatRange(min=0.0), default=1.0, help="One-way network delay.")
 @click.option("--partition-at", type=click.FloatRange(min=0.0), default=None,
@@ -183,7 +211,8 @@ def main(**options: Any) -> None:
     output = Console()
     if not output.is_terminal:
         output = Console(width=_PLAIN_WIDTH)  # a file or pipe: don't squeeze the tables into 80 columns
-    output.print(Group(results_table(report), cluster_table(report)))
+    plan = plan_table(report)
+    output.print(Group(results_table(report), *([plan] if plan is not None else []), cluster_table(report)))
     if options["report_file"] is not None:
         path: Path = options["report_file"]
         try:
@@ -209,6 +238,7 @@ def _build_config(options: dict[str, Any]) -> SimConfig:
         max_calls=options["max_calls"],
         concurrency=options["concurrency"],
         items_per_call=options["items_per_call"],
+        partitioning=PartitionConfig(enabled=options["partitioning"], max_split_parts=options["max_split_parts"]),
         loss=options["loss"],
         latency_ms=options["latency_ms"],
         partition_at_s=options["partition_at"],

@@ -10,13 +10,15 @@ no partition, a fault past the time limit) before anything starts. The harness t
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from node.errors import ConfigError
+from node.estimate import StopRule
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
+from partitioning.config import PartitionConfig
 
 __all__ = ["NodeEvent", "SimConfig"]
 
@@ -58,6 +60,8 @@ class SimConfig:
     max_calls: int = 0  # LLM calls per node process (0 = until exhausted); a restart gets a fresh budget
     concurrency: int = 2  # concurrent LLM calls per node
     items_per_call: int = 20  # entries asked for per call
+    partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
+    stop: StopRule = field(default_factory=StopRule)  # when a node without partitioning judges the topic done
     loss: float = 0.0  # probability each message leg is lost
     latency_ms: float = 1.0  # one-way network delay
     partition_at_s: float | None = None  # split the first ⌈N/2⌉ nodes from the rest...

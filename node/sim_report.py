@@ -22,7 +22,9 @@ from node.global_list import GlobalList
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.universe import Universe
 from node.normalize import EntryId, entry_id
+from node.state import NodeState
 from node.store import DB_FILENAME
+from partitioning.plan import PartitionPlan
 
 __all__ = [
     "GroundTruth",
@@ -33,6 +35,7 @@ __all__ = [
     "cluster_summary",
     "committed_keys",
     "listed_entry_ids",
+    "plan_summary",
     "rounded_s",
     "set_digest",
 ]
@@ -56,10 +59,16 @@ class GroundTruth:
     """The universe's items as entry ids (the system itself never reads these)."""
 
     def __init__(self, universe: Universe, model: SimulatedModel) -> None:
+        self._model = model
         self._item_of = universe.id_of_any_name()  # any name's id -> item index
         self._truth_id = tuple(entry_id(item.name) for item in universe.items)  # item index -> truth id
         self.size = universe.truth_size
         self.producible = frozenset(self._truth_id[index] for index in model.known_items())
+
+    def truth_in(self, partition_labels: Sequence[str]) -> frozenset[EntryId]:
+        """The truth ids inside a partition, as the model understands its labels."""
+        scope = self._model.scope_for(partition_labels)
+        return frozenset(self._truth_id[index] for index in self._model.admitted(scope))
 
     def quality(self, entries: GlobalList) -> ListQuality:
         covered: set[int] = set()
@@ -80,6 +89,51 @@ class GroundTruth:
             alias_leakage=leaked / lines if lines else 0.0,
             covered=truth,
         )
+
+
+def plan_summary(plan: PartitionPlan, state: NodeState, truth: GroundTruth, covered: frozenset[EntryId]) -> dict[str, Any]:
+    """The partition plan a run built — depth, leaves, largest leaf — and each leaf's coverage.
+
+    A leaf's coverage is the share of the truth inside it (as the model reads its labels)
+    that the list holds; its entries are those first accepted in it.
+    """
+    accepted = state.partition_sizes()
+    leaves: list[dict[str, Any]] = []
+    for partition in plan.partitions():
+        if not partition.is_leaf:
+            continue
+        inside = truth.truth_in(partition.labels)
+        leaves.append({
+            "partition": partition.path, "status": partition.status.value, "depth": partition.depth,
+            "calls": len(state.calls_in(partition.path)), "entries": accepted.get(partition.path, 0),
+            "truth": len(inside), "coverage": len(inside & covered) / len(inside) if inside else None,
+            "reason": partition.decided_by.reason if partition.decided_by is not None else "",
+        })  # fmt: skip
+    top: list[dict[str, Any]] = []  # the first two levels, measured whole (their leaves may overlap)
+    for partition in plan.partitions():
+        if 1 <= partition.depth <= 2:
+            inside = truth.truth_in(partition.labels)
+            top.append({
+                "partition": partition.path, "status": partition.status.value, "depth": partition.depth,
+                "truth": len(inside), "coverage": len(inside & covered) / len(inside) if inside else None,
+                "leaves": sum(1 for leaf in leaves if leaf["partition"].startswith(partition.path + " > "))
+                or int(partition.is_leaf),
+            })  # fmt: skip
+    largest = max(leaves, key=lambda leaf: (leaf["entries"], leaf["partition"]), default=None)
+    return {
+        "partitions": len(plan.partitions()),
+        "depth": plan.depth,
+        "leaves": len(leaves),
+        "live_leaves": len(plan.live_leaves()),
+        "retired_leaves": len(plan.retired()),
+        "superseded_events": len(plan.superseded()),
+        "largest_leaf": {"partition": largest["partition"], "entries": largest["entries"]} if largest else None,
+        "calls_on_inner_partitions": sum(
+            len(state.calls_in(p.path)) for p in plan.partitions() if not p.is_leaf
+        ),
+        "top_partitions": top,
+        "leaf_table": leaves,
+    }
 
 
 def listed_entry_ids(entries: GlobalList) -> set[EntryId]:
@@ -104,6 +158,7 @@ class NodeSample:
     precision: float
     alias_leakage: float
     producing: bool  # its producer is still running
+    prompt_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +182,7 @@ class SimSample:
             "entries": {n.name: n.entries for n in self.nodes if n.alive},
             "records": {n.name: n.records for n in self.nodes if n.alive},
             "calls": sum(n.calls for n in self.nodes),
+            "tokens": sum(n.tokens for n in self.nodes), "prompt_tokens": sum(n.prompt_tokens for n in self.nodes),
         }  # fmt: skip
 
 
@@ -145,6 +201,7 @@ class SimReport:
     nodes: tuple[dict[str, Any], ...]
     cluster: dict[str, Any]
     partitions: tuple[dict[str, object], ...]
+    plan: dict[str, Any] | None  # the partition plan of the first live node (None: partitioning off)
     events: tuple[dict[str, object], ...]
     series: tuple[SimSample, ...]
 
@@ -153,7 +210,7 @@ class SimReport:
             "config": self.config, "seeds": self.seeds, "sim_params": self.sim_params,
             "popularity_alpha": self.popularity_alpha, "universe": self.universe, "end_reason": self.end_reason,
             "virtual_s": self.virtual_s, "real_s": self.real_s, "nodes": list(self.nodes), "cluster": self.cluster,
-            "partitions": list(self.partitions), "events": list(self.events),
+            "partitions": list(self.partitions), "plan": self.plan, "events": list(self.events),
             "series": [sample.as_dict() for sample in self.series],
         }  # fmt: skip
 
@@ -211,6 +268,8 @@ def cluster_summary(
         "calls": sum(int(row["calls"]) for row in nodes),
         "calls_failed": sum(int(row["calls_failed"]) for row in nodes),
         "tokens": sum(int(row["tokens"]) for row in nodes),
+        "prompt_tokens": sum(int(row["prompt_tokens"]) for row in nodes),
+        "split_calls": sum(int(row["split_calls"]) for row in nodes),
         "record_bytes_out": sum(int(row["record_bytes_out"]) for row in nodes),
         "wire_bytes": wire_total.bytes,
         "wire_messages": wire_total.messages,

@@ -61,9 +61,11 @@ from node.sim_report import (
     cluster_summary,
     committed_keys,
     listed_entry_ids,
+    plan_summary,
     rounded_s,
     set_digest,
 )
+from partitioning.planner import PlannerStats
 
 __all__ = [
     "SIM_PORT",
@@ -100,23 +102,29 @@ def derived_seed(seed: int, *purpose: object) -> int:
 class _Totals:
     """A node's counters summed over its processes (a restart starts the live ones at zero)."""
 
-    calls: int = 0
+    calls: int = 0  # every LLM call: enumerations and splits
     calls_failed: int = 0
+    split_calls: int = 0
     items: int = 0
     new_entries: int = 0
     tokens: int = 0
+    prompt_tokens: int = 0
     record_bytes_in: int = 0
     record_bytes_out: int = 0
 
     def plus(self, node: Node) -> _Totals:
         stats = node.producer.stats
+        plan = node.planner.stats if node.planner is not None else PlannerStats()
         gossip = node.cluster.broadcaster.metrics()
         return _Totals(
-            calls=self.calls + stats.calls_started,
+            calls=self.calls + stats.calls_started + plan.split_calls,
             calls_failed=self.calls_failed + stats.calls_failed,
+            split_calls=self.split_calls + plan.split_calls,
             items=self.items + stats.items,
             new_entries=self.new_entries + stats.new_entries,
-            tokens=self.tokens + stats.prompt_tokens + stats.completion_tokens,
+            tokens=self.tokens + stats.prompt_tokens + stats.completion_tokens + plan.split_prompt_tokens
+            + plan.split_completion_tokens,
+            prompt_tokens=self.prompt_tokens + stats.prompt_tokens + plan.split_prompt_tokens,
             record_bytes_in=self.record_bytes_in + int(gossip["bytes_in"]),
             record_bytes_out=self.record_bytes_out + int(gossip["bytes_out"]),
         )
@@ -294,6 +302,8 @@ class Simulation:
                             time_scale=self.config.llm_time_scale),  # fmt: skip
             producer=ProducerConfig(concurrency=self.config.concurrency, items_per_call=self.config.items_per_call,
                                     max_calls=self.config.max_calls),  # fmt: skip
+            partitioning=self.config.partitioning,
+            stop=self.config.stop,
             advertise=slot.address,
             seeds=seeds,
             cluster_key=_CLUSTER_KEY,
@@ -435,13 +445,14 @@ class Simulation:
             totals = slot.totals()
             node = slot.node
             if node is None:
-                nodes.append(NodeSample(slot.name, False, 0, 0, totals.calls, totals.tokens, 0.0, 0.0, 0.0, False))
+                nodes.append(NodeSample(slot.name, False, 0, 0, totals.calls, totals.tokens, 0.0, 0.0, 0.0, False,
+                                        totals.prompt_tokens))  # fmt: skip
                 continue
             quality = self.truth.quality(node.state.entries)
             union |= quality.covered
             nodes.append(NodeSample(
                 slot.name, True, quality.lines, await node.store.count(), totals.calls, totals.tokens,
-                quality.coverage, quality.precision, quality.alias_leakage, slot.producing,
+                quality.coverage, quality.precision, quality.alias_leakage, slot.producing, totals.prompt_tokens,
             ))  # fmt: skip
         live = [sample for sample in nodes if sample.alive]
         if not live:  # everyone is down: nothing is held
@@ -473,6 +484,7 @@ class Simulation:
                 "digest": digests.get(slot.name, slot.last_digest), "records": sample.records,
                 "entries": sample.entries, "calls": totals.calls, "calls_failed": totals.calls_failed,
                 "items": totals.items, "new_entries": totals.new_entries, "tokens": totals.tokens,
+                "prompt_tokens": totals.prompt_tokens, "split_calls": totals.split_calls,
                 "coverage": sample.coverage, "precision": sample.precision, "alias_leakage": sample.alias_leakage,
                 "record_bytes_in": totals.record_bytes_in, "record_bytes_out": totals.record_bytes_out,
                 "wire_bytes_out": wire.bytes if wire else 0, "wire_messages_out": wire.messages if wire else 0,
@@ -510,9 +522,17 @@ class Simulation:
             nodes=tuple(nodes),
             cluster=cluster,
             partitions=tuple(dict(partition) for partition in self._partitions),
+            plan=self._plan_summary(),
             events=tuple(self._events),
             series=(*self._series, final),
         )
+
+    def _plan_summary(self) -> dict[str, Any] | None:
+        node = next((slot.node for slot in self._slots.values() if slot.node is not None), None)
+        if node is None or node.planner is None:
+            return None
+        covered = self.truth.quality(node.state.entries).covered
+        return plan_summary(node.planner.plan, node.state, self.truth, covered)
 
     def _event(self, kind: str, node: str | None, detail: str) -> None:
         self._events.append({"t_s": round(self.now_s, 6), "event": kind, "node": node, "detail": detail})

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.global_list import GlobalList
 from node.normalize import EntryId
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
+from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanRecord, Record
 
 __all__ = ["MAX_OBSERVATIONS_KEPT", "CallStats", "NodeState"]
 
@@ -32,9 +32,10 @@ class CallStats:
     node: str
     partition: str
     items: int
-    new: int
+    new: int  # items that became new entries of the list
     exact: int
     fuzzy: int
+    fresh: int = 0  # distinct entries this call brought into its partition (new ones included)
 
 
 class NodeState:
@@ -45,7 +46,11 @@ class NodeState:
         self._generated: Counter[EntryId] = Counter()  # times each entry was generated, all calls
         self._samples: dict[str, Counter[EntryId]] = defaultdict(Counter)  # partition -> counts
         self._by_partition: dict[str, list[EntryId]] = defaultdict(list)  # in arrival order
+        # partition -> entries accepted or generated in it (ordered set: insertion order)
+        self._seen_in: dict[str, dict[EntryId, None]] = defaultdict(dict)
+        self._plan: list[PlanRecord] = []
         self._calls: list[CallStats] = []
+        self._calls_by_partition: dict[str, list[CallStats]] = defaultdict(list)
         self._observations = 0
         # entry -> (observation, item index) of the first generated items that resolved to it;
         # bounded: the count of all of them is ``generated_count``.
@@ -65,9 +70,14 @@ class NodeState:
             changed = self.entries.add(record)
             if changed and not known:
                 self._by_partition[record.partition].append(record.id)
+            if changed or known:  # a refused record (a forged id) places nothing
+                self._seen_in[record.partition].setdefault(record.id)
             if changed:
                 self._tell_entry_listeners(record.id)
             return changed
+        if isinstance(record, PlanRecord):
+            self._plan.append(record)
+            return False
         self._apply_observation(record)
         return False
 
@@ -78,22 +88,26 @@ class NodeState:
     def _apply_observation(self, record: ObservationRecord) -> None:
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
+        seen = self._seen_in[record.partition]
+        fresh = len({item.entry_id for item in record.items if item.entry_id not in seen})
         for index, item in enumerate(record.items):
             self._generated[item.entry_id] += 1
             samples[item.entry_id] += 1
+            seen.setdefault(item.entry_id)
             kept = self._observed[item.entry_id]
             if len(kept) < MAX_OBSERVATIONS_KEPT:
                 kept.append((record, index))
-        self._calls.append(
-            CallStats(
-                node=record.node,
-                partition=record.partition,
-                items=len(record.items),
-                new=counts[MatchKind.NEW],
-                exact=counts[MatchKind.EXACT],
-                fuzzy=counts[MatchKind.FUZZY],
-            )
+        call = CallStats(
+            node=record.node,
+            partition=record.partition,
+            items=len(record.items),
+            new=counts[MatchKind.NEW],
+            exact=counts[MatchKind.EXACT],
+            fuzzy=counts[MatchKind.FUZZY],
+            fresh=fresh,
         )
+        self._calls.append(call)
+        self._calls_by_partition[record.partition].append(call)
 
     def add_entry_listener(self, listener: Callable[[EntryId], None]) -> Callable[[], None]:
         """Call ``listener(entry_id)`` whenever an entry record changes the list; returns the remover.
@@ -142,6 +156,28 @@ class NodeState:
                 texts.append(record.text)
         return texts
 
+    def seen_in(self) -> Mapping[str, Mapping[EntryId, None]]:
+        """Per partition, the entries accepted or generated in it, in arrival order (live view).
+
+        An entry generated in a partition belongs in that partition's prompt context even if
+        it was first accepted elsewhere (under the parent before a split, or by a neighbour).
+        """
+        return self._seen_in
+
+    def display_text(self, entry: EntryId) -> str | None:
+        """The shown text of an entry, or None if it is not in the list (an alias's id)."""
+        record = self.entries.shown(entry)
+        return record.text if record is not None else None
+
+    def plan_records(self) -> list[PlanRecord]:
+        """Every partition plan event received, in arrival order."""
+        return list(self._plan)
+
+    @property
+    def plan_count(self) -> int:
+        """How many plan events are known: changes whenever the plan may have."""
+        return len(self._plan)
+
     def sample_counts(self) -> Mapping[str, Mapping[EntryId, int]]:
         """Per partition, how often each entry was generated (live view: do not modify)."""
         return self._samples
@@ -176,6 +212,10 @@ class NodeState:
     def calls(self, node: str | None = None) -> list[CallStats]:
         """Stats of every observed call (of one node, or all), in arrival order."""
         return [call for call in self._calls if node is None or call.node == node]
+
+    def calls_in(self, partition: str) -> Sequence[CallStats]:
+        """Stats of the calls made for one partition (all nodes), in arrival order (live view)."""
+        return self._calls_by_partition.get(partition, ())
 
     def calls_from(self, start: int) -> list[CallStats]:
         """Stats of the calls observed after the first ``start`` (all nodes), in arrival order."""

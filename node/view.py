@@ -105,6 +105,7 @@ class StateView:
         members: Callable[[], list[MemberView]],
         metrics: Callable[[], Mapping[str, object]],
         convergence: Callable[[], ConvergenceView | None] = lambda: None,
+        plan: Callable[[], Mapping[str, tuple[str, str | None]]] | None = None,
     ) -> None:
         self._state = state
         self._node = node_name
@@ -112,6 +113,7 @@ class StateView:
         self._members = members
         self._metrics = metrics
         self._convergence = convergence
+        self._plan = plan  # path -> (state, owner) of every partition of the plan; None: no partitioning
         self._started = time.time()
         self._tally = _CallTally()
         self._search_index: dict[str, str] | None = None  # entry id -> normal form, built on first search
@@ -246,6 +248,7 @@ class StateView:
         self._tally.catch_up(self._state)
         sizes = self._state.partition_sizes()
         tallies = self._tally.by_partition
+        plan = self._plan() if self._plan is not None else {}
         return [
             PartitionView(
                 path=path,
@@ -253,10 +256,10 @@ class StateView:
                 calls=tallies[path].calls if path in tallies else 0,
                 items=tallies[path].items if path in tallies else 0,
                 new=tallies[path].new if path in tallies else 0,
-                owner=None,  # the partitioning issue assigns owners and plans states
-                state=None,
+                owner=plan[path][1] if path in plan else None,
+                state=plan[path][0] if path in plan else None,
             )
-            for path in sorted(set(sizes) | set(tallies))
+            for path in sorted(set(sizes) | set(tallies) | set(plan))
         ]
 
     def convergence(self) -> ConvergenceView | None:

@@ -232,7 +232,17 @@ class SimulatedModel:
 
     def scope_of(self, request: SimRequest) -> Scope:
         """The part of the universe ``request`` is about."""
-        return resolve_scope(request.part, self._group_paths)
+        return self.scope_for(request.part)
+
+    def scope_for(self, labels: Sequence[str]) -> Scope:
+        """The part of the universe a partition path's labels name, as the model reads them."""
+        return resolve_scope(labels, self._group_paths)
+
+    def admitted(self, scope: Scope) -> list[int]:
+        """Indices of the universe's items inside ``scope`` (known to the model or not)."""
+        return [
+            index for index, item in enumerate(self._universe.items) if scope.admits(item.path, self._names_nf[index])
+        ]
 
     def _enumeration_answer(self, request: SimRequest, rng: random.Random) -> str:
         names = self.enumerate_items(request, rng)

@@ -1,0 +1,51 @@
+"""``PartitionConfig``: when a node splits, retires and schedules partitions.
+
+These are swarmlist's own policy knobs, not the model's behaviour: they decide how small the
+parts get and when a part is judged done. The defaults are reasoned in the field comments;
+``scripts/bench/partitioning.py`` measures them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.codec import MAX_SPLIT_CHILDREN
+from node.errors import ConfigError
+
+__all__ = ["PartitionConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartitionConfig:
+    """How the partition plan grows and how producers pick their next partition."""
+
+    enabled: bool = True  # off: every call is about the whole topic (the no-partitioning baseline)
+    max_split_parts: int = 16  # children asked for per split; more = smaller parts, but a longer split answer
+    # (too few makes the model lump the rest into an "Other …" bucket that overlaps its siblings)
+    split_known_tokens: int = 1500  # split a leaf whose known entries pass this many prompt tokens
+    # (half the default known-entries budget: a part that fills the prompt is already one the
+    # model half ignores — obedience falls as the list grows, design.md)
+    min_split_entries: int = 40  # a low-yield leaf this big (known entries) is split, not retired...
+    min_split_remaining: float = 10.0  # ...as is one with this many entries estimated unseen (Chao1)
+    max_depth: int = 8  # no split below this depth
+    window_calls: int = 3  # a leaf's yield is judged over its last this many calls (all nodes)
+    low_yield_share: float = 0.4  # fresh entries per item asked below this = low yield:
+    # split the leaf if it is big enough, retire it otherwise (a call then costs > 3× per new entry)
+    explore_prior: float = 1.0  # expected new per item asked of a leaf with no calls yet (optimistic)
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.max_split_parts <= MAX_SPLIT_CHILDREN:
+            raise ConfigError(f"max_split_parts must be within 2..{MAX_SPLIT_CHILDREN}, got {self.max_split_parts}")
+        if self.split_known_tokens < 1 or self.min_split_entries < 1 or self.min_split_remaining < 0:
+            raise ConfigError("split_known_tokens and min_split_entries must be >= 1")
+        if not 0 <= self.max_depth <= 20:
+            raise ConfigError(f"max_depth must be within 0..20, got {self.max_depth}")
+        if self.window_calls < 1:
+            raise ConfigError(f"window_calls must be >= 1, got {self.window_calls}")
+        if not 0.0 <= self.low_yield_share <= 1.0 or not 0.0 <= self.explore_prior <= 1.0:
+            raise ConfigError("low_yield_share and explore_prior must be within [0, 1]")
+
+    @classmethod
+    def off(cls) -> PartitionConfig:
+        """No partitioning: the whole topic in every call."""
+        return cls(enabled=False)

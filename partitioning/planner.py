@@ -1,0 +1,316 @@
+"""A node's partition planner: picks each call's partition, and splits or retires the leaves it owns.
+
+The producer asks ``acquire()`` before every call and ``release()`` after it. ``acquire``:
+
+1. reads the plan (``PartitionPlan``, recomputed only when a plan record arrived);
+2. takes the live leaves this node owns (rendezvous hashing over the live members,
+   ``partitioning.assign``) — or, owning none, all live leaves: a node with nothing to own
+   helps where the most new entries are expected;
+3. picks the leaf with the most expected new entries per call (``policy``), shared out over
+   the node's calls already in flight on it;
+4. if this node owns that leaf, judges it (``policy.judge``): a split asks the model for
+   sub-categories (``build_split_prompt``, cleaned by ``partitioning.labels``) and falls back
+   to alphabetical ranges of the known entries when the answer is unusable or the call
+   fails; a split or retire is committed as a ``PlanRecord`` — gossiped like any record, so
+   every node's plan follows — and the pick starts over.
+
+Only the owner splits or retires a leaf — unless it has not worked on it lately (alive but out
+of budget, say), when the nodes that do may — so concurrent splits of one leaf are rare; the
+plan's first-event-wins rule settles them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from node.errors import LLMError
+from node.estimate import chao1
+from node.hlc import HybridClock
+from node.llm.base import LLMBackend
+from node.normalize import EntryId, normal_form
+from node.prompts import PromptTemplates, build_split_prompt, estimate_tokens
+from node.records import PlanAction, PlanRecord, Record
+from node.state import NodeState
+from node.store import Store
+from partitioning.assign import assign, owner_of
+from partitioning.config import PartitionConfig
+from partitioning.context import PartitionContext, path_letters
+from partitioning.labels import clean_split_labels, initial_of, letter_ranges, letter_set
+from partitioning.plan import PartitionPlan, PartitionStatus, labels_of
+from partitioning.policy import LeafStats, Verdict, expected_new_per_call, judge
+
+__all__ = ["Planner", "PlannerStats"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PLAN_STEPS = 8  # plan actions per acquire before working on what there is
+
+
+@dataclass
+class PlannerStats:
+    """Counters of this node's plan work."""
+
+    split_calls: int = 0  # LLM calls asking for sub-categories
+    split_prompt_tokens: int = 0
+    split_completion_tokens: int = 0
+    split_fallbacks: int = 0  # splits made alphabetically because the answer was unusable
+    splits: int = 0  # split events this node committed
+    retires: int = 0  # retire events this node committed
+    helping: int = 0  # calls on a leaf this node does not own
+
+
+class Planner:
+    """Runs on the event loop; one per node. Implements the producer's ``PartitionSource``."""
+
+    def __init__(
+        self,
+        *,
+        config: PartitionConfig,
+        state: NodeState,
+        store: Store,
+        clock: HybridClock,
+        backend: LLMBackend,
+        topic: str,
+        members: Callable[[], Mapping[str, float]],
+        items_per_call: int,
+        by_frequency: bool = True,
+        templates: PromptTemplates | None = None,
+        on_committed: Callable[[Sequence[Record]], None] = lambda records: None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._store = store
+        self._clock = clock
+        self._backend = backend
+        self._topic = topic
+        self._members = members
+        self._items_per_call = items_per_call
+        self._by_frequency = by_frequency
+        self._templates = templates or PromptTemplates()
+        self._on_committed = on_committed
+        self._on_change = on_change
+        self._node = store.identity.name
+        self._plan_at = -1
+        self._plan = PartitionPlan(())
+        self._initials: dict[EntryId, str] = {}
+        self._context = PartitionContext(state, self._plan, self._initials)
+        self._owners: dict[str, str] = {}
+        self._owners_for: tuple[int, frozenset[str]] | None = None
+        self._in_flight: Counter[str] = Counter()
+        self._acting: set[str] = set()  # leaves being split or retired by this node right now
+        self._unsplittable: set[str] = set()
+        self.stats = PlannerStats()
+
+    def __repr__(self) -> str:
+        return f"<Planner {self._node} {self.plan!r} in_flight={sum(self._in_flight.values())}>"
+
+    # -- what the rest of the node reads ------------------------------------------------------
+
+    @property
+    def plan(self) -> PartitionPlan:
+        """The current plan (rebuilt only after a plan record arrived)."""
+        if self._plan_at != self._state.plan_count:
+            self._plan_at = self._state.plan_count
+            self._plan = PartitionPlan(self._state.plan_records())
+            self._context = PartitionContext(self._state, self._plan, self._initials)
+        return self._plan
+
+    @property
+    def context(self) -> PartitionContext:
+        _ = self.plan
+        return self._context
+
+    def known_for(self, partition: str) -> list[str]:
+        """The known entries to put in a prompt for ``partition``, most useful first."""
+        return self.context.known_texts(partition, by_frequency=self._by_frequency)
+
+    def reason_to_stop(self) -> str | None:
+        """Why production is over (every partition retired), or None."""
+        plan = self.plan
+        if plan.exhausted:
+            return f"topic exhausted: all {len(plan.retired())} partitions retired"
+        return None
+
+    def snapshot(self) -> dict[str, tuple[str, str | None]]:
+        """Every partition of the plan: path -> (state, owner) — "active" leaves have an owner."""
+        owners = self.owners()
+        states = {PartitionStatus.LIVE: "active", PartitionStatus.SPLIT: "split", PartitionStatus.RETIRED: "retired"}
+        return {p.path: (states[p.status], owners.get(p.path)) for p in self.plan.partitions()}
+
+    def metrics(self) -> dict[str, object]:
+        """The plan's shape and this node's plan work, for the metrics page."""
+        plan = self.plan
+        return {
+            "partitions": len(plan.partitions()),
+            "live_leaves": len(plan.live_leaves()),
+            "retired_leaves": len(plan.retired()),
+            "depth": plan.depth,
+            "owned": sum(1 for owner in self.owners().values() if owner == self._node),
+            "superseded_events": len(plan.superseded()),
+            **vars(self.stats),
+        }
+
+    def owners(self) -> dict[str, str]:
+        """The owner of every live leaf (recomputed when the plan or the live members change)."""
+        members = self._members()
+        key = (self._state.plan_count, frozenset(members))
+        if key != self._owners_for:
+            self._owners_for = key
+            self._owners = assign(self.plan.live_leaves(), members)
+        return self._owners
+
+    def owner(self, leaf: str) -> str | None:
+        owners = self.owners()
+        return owners[leaf] if leaf in owners else owner_of(leaf, self._members())
+
+    def leaf_stats(self, leaf: str, *, with_context: bool = True) -> LeafStats:
+        calls = self._state.calls_in(leaf)
+        recent = calls[-self._config.window_calls :] if calls else ()
+        known_tokens = known = 0
+        remaining = 0.0
+        if with_context:
+            texts = self.known_for(leaf)
+            known = len(texts)
+            known_tokens = sum(estimate_tokens(text) + 2 for text in texts)
+            estimate = chao1(self._state.sample_counts().get(leaf, {}).values())
+            remaining = max(0.0, estimate.estimate - estimate.observed)
+        return LeafStats(
+            path=leaf,
+            depth=len(labels_of(leaf)),
+            calls=len(calls),
+            recent_calls=len(recent),
+            recent_new=sum(call.fresh for call in recent),
+            known=known,
+            known_tokens=known_tokens,
+            remaining=remaining,
+            can_split=leaf not in self._unsplittable,
+        )
+
+    def expected_new(self, leaf: str) -> float:
+        stats = self.leaf_stats(leaf, with_context=False)
+        return expected_new_per_call(stats, self._config, self._items_per_call)
+
+    # -- the producer's side -------------------------------------------------------------------
+
+    async def acquire(self) -> str | None:
+        """The partition for the next call; None when every partition is retired."""
+        for _ in range(_MAX_PLAN_STEPS):
+            leaf = self._pick()
+            if leaf is None:
+                return None
+            if leaf in self._acting or not self._may_judge(leaf):
+                break
+            decision = judge(self.leaf_stats(leaf), self._config, self._items_per_call)
+            if decision.verdict is Verdict.KEEP:
+                break
+            self._acting.add(leaf)
+            try:
+                if decision.verdict is Verdict.SPLIT:
+                    await self._split(leaf, decision.reason)
+                else:
+                    await self._commit(PlanRecord(PlanAction.RETIRE, leaf, (), self._node, self._clock.now(), decision.reason))
+                    self.stats.retires += 1
+                    log.info("retired partition %r: %s", leaf or "(whole topic)", decision.reason)
+            finally:
+                self._acting.discard(leaf)
+        else:
+            leaf = self._pick()
+            if leaf is None:
+                return None
+        if self.owner(leaf) != self._node:
+            self.stats.helping += 1
+        self._in_flight[leaf] += 1
+        return leaf
+
+    def _may_judge(self, leaf: str) -> bool:
+        """The owner judges its leaves; a helper judges one whose owner has not worked on it lately.
+
+        The owner may be alive but not producing (out of budget, its producer stopped): then
+        the nodes still working on the leaf must be able to split or retire it.
+        """
+        owner = self.owner(leaf)
+        if owner == self._node:
+            return True
+        recent = self._state.calls_in(leaf)[-self._config.window_calls :]
+        return len(recent) >= self._config.window_calls and all(call.node != owner for call in recent)
+
+    def release(self, partition: str) -> None:
+        """A call on ``partition`` ended."""
+        self._in_flight[partition] -= 1
+        if self._in_flight[partition] <= 0:
+            del self._in_flight[partition]
+
+    def _pick(self) -> str | None:
+        live = self.plan.live_leaves()
+        if not live:
+            return None
+        owners = self.owners()
+        owned = [leaf for leaf in live if owners.get(leaf) == self._node]
+        candidates = owned or live
+
+        def score(leaf: str) -> tuple[float, str]:
+            return (self.expected_new(leaf) / (1 + self._in_flight[leaf]), leaf)
+
+        return max(candidates, key=score)
+
+    # -- plan actions ---------------------------------------------------------------------------
+
+    async def _split(self, leaf: str, reason: str) -> None:
+        labels = labels_of(leaf)
+        children = await self._ask_for_children(leaf)
+        if children is None:
+            self.stats.split_fallbacks += 1
+            children = self._alphabetical_children(leaf)
+            if not children:
+                self._unsplittable.add(leaf)
+                log.info("partition %r cannot be divided further; it stays whole", leaf or "(whole topic)")
+                return
+            reason += " (alphabetical: the split answer was unusable)"
+        await self._commit(PlanRecord(PlanAction.SPLIT, leaf, tuple(children), self._node, self._clock.now(), reason))
+        self.stats.splits += 1
+        log.info("split partition %r into %d: %s; %s", " > ".join(labels) or "(whole topic)", len(children),
+                 ", ".join(children), reason)  # fmt: skip
+
+    async def _ask_for_children(self, leaf: str) -> list[str] | None:
+        """Sub-category labels from the model, or None if the answer is unusable."""
+        labels = labels_of(leaf)
+        messages = build_split_prompt(
+            self._templates, topic=self._topic, partition=list(labels), max_parts=self._config.max_split_parts
+        )
+        self.stats.split_calls += 1
+        try:
+            completion = await self._backend.complete(messages, json_mode=True)
+        except LLMError as exc:
+            log.warning("split call for %r failed (%s); dividing alphabetically", leaf, exc)
+            return None
+        self.stats.split_prompt_tokens += completion.usage.prompt_tokens
+        self.stats.split_completion_tokens += completion.usage.completion_tokens
+        cleaned = clean_split_labels(completion.text, max_parts=self._config.max_split_parts, parent_labels=labels)
+        # Non-overlapping: a remainder bucket ("Other … groups") divided again lists its
+        # siblings too; they have their own partitions already.
+        taken = {normal_form(labels_of(sibling)[-1]) for sibling in self.plan.siblings(leaf)}
+        children = [label for label in cleaned.labels if normal_form(label) not in taken]
+        letters = path_letters(labels)
+        if letters is not None:  # below a letter range, only ranges inside it make sense
+            children = [c for c in children if (found := letter_set(c)) is not None and found & letters]
+        return children if len(children) >= 2 else None
+
+    def _alphabetical_children(self, leaf: str) -> list[str]:
+        within = path_letters(labels_of(leaf))
+        counts: Counter[str] = Counter()
+        for text in self.known_for(leaf):
+            counts[initial_of(normal_form(text))] += 1
+        parts = max(2, min(self._config.max_split_parts, 4))
+        return letter_ranges(counts, parts, within=within)
+
+    async def _commit(self, record: PlanRecord) -> None:
+        added = await self._store.add([record])
+        for new in added:
+            self._state.apply(new)
+        self._on_committed(added)
+        self._on_change()
+

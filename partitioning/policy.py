@@ -1,0 +1,87 @@
+"""When a leaf partition splits or retires, and how many new entries a call on it should bring.
+
+Pure functions of a leaf's numbers (``LeafStats``), so every rule is a table test:
+
+- **split** when the leaf's known entries no longer fit its share of the prompt
+  (``split_known_tokens``): past that the model sees only part of what is known and repeats
+  the rest — design.md's "split when the context passes a threshold";
+- on **low yield** (fewer than ``low_yield_share`` fresh entries per item asked over the last
+  ``window_calls`` calls, by any node — fresh to the leaf: new to the list, or found before
+  elsewhere and now generated here, which puts them in the leaf's context): split a leaf that is big enough to be worth dividing —
+  a popularity-biased model keeps returning a big part's favourites, and a smaller part has
+  fewer of them (big: many known entries, or many still unseen by the Chao1 estimate of its
+  calls' repeat counts) — and **retire** a small one: it is dry, and a call there costs more
+  than three items per new entry. A model that has run dry returns repeats and inventions, so
+  yield, not the repeat-count estimator (which inventions inflate), is the signal;
+- a leaf's **expected new entries per call** is its recent yield, blended with an optimistic
+  prior while it has fewer than ``window_calls`` calls (an untried part is worth a try: the
+  "optimism in the face of uncertainty" of bandit scheduling, Auer et al. 2002).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from partitioning.config import PartitionConfig
+
+__all__ = ["LeafStats", "Verdict", "Decision", "judge", "expected_new_per_call"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeafStats:
+    """What is known about one live leaf."""
+
+    path: str
+    depth: int
+    calls: int  # calls made for it so far, all nodes
+    recent_calls: int  # calls in the judged window (≤ window_calls)
+    recent_new: int  # entries those calls brought into the leaf: new ones, and ones found
+    # elsewhere that its calls generated (they join its context: progress, not repeats)
+    known: int  # entries in its context
+    known_tokens: int  # prompt tokens they take
+    remaining: float = 0.0  # Chao1's estimate of entries not seen yet, from its calls' repeat counts
+    can_split: bool = True  # False once a split found no usable labels and no letters to divide
+
+
+class Verdict(StrEnum):
+    KEEP = "keep"
+    SPLIT = "split"
+    RETIRE = "retire"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    reason: str
+
+
+def judge(stats: LeafStats, config: PartitionConfig, items_per_call: int) -> Decision:
+    """What to do with a leaf now."""
+    splittable = stats.can_split and stats.depth < config.max_depth
+    if splittable and stats.known_tokens > config.split_known_tokens:
+        return Decision(
+            Verdict.SPLIT,
+            f"its {stats.known} known entries (~{stats.known_tokens} tokens) pass the prompt share of "
+            f"{config.split_known_tokens} tokens",
+        )
+    if stats.recent_calls < config.window_calls:
+        return Decision(Verdict.KEEP, "too few calls to judge")
+    share = stats.recent_new / (stats.recent_calls * items_per_call)
+    if share >= config.low_yield_share:
+        return Decision(Verdict.KEEP, f"yield {share:.2f} new per item asked")
+    yield_text = f"{stats.recent_new / stats.recent_calls:.1f} new per call over the last {stats.recent_calls}"
+    if splittable and (stats.known >= config.min_split_entries or stats.remaining >= config.min_split_remaining):
+        return Decision(
+            Verdict.SPLIT,
+            f"yield fell to {yield_text} with {stats.known} known and ~{stats.remaining:.0f} estimated unseen",
+        )
+    return Decision(Verdict.RETIRE, f"dry: {yield_text}")
+
+
+def expected_new_per_call(stats: LeafStats, config: PartitionConfig, items_per_call: int) -> float:
+    """New entries a call on this leaf should bring: recent yield, optimistic while untried."""
+    window = config.window_calls
+    untried = max(0, window - stats.recent_calls)
+    prior = config.explore_prior * items_per_call
+    return (stats.recent_new + prior * untried) / max(1, stats.recent_calls + untried)
