@@ -20,9 +20,10 @@ from node.codec import decode_record
 from node.errors import ConfigError
 from node.hlc import hlc_physical_ms
 from node.normalize import entry_id
-from node.records import EntryRecord, Record
+from node.records import EntryRecord, PlanRecord, Record
 from node.simulation import NodeEvent, SimConfig, Simulation, SimReport, run_simulation, set_digest
 from node.store import DB_FILENAME, Store
+from partitioning.plan import PartitionPlan
 
 
 def _config(**changes: object) -> SimConfig:
@@ -246,3 +247,22 @@ def test_anti_entropy_brings_every_node_to_one_set_after_faults(faults: dict[str
     assert report.end_reason == "converged", report.end_reason
     assert len(set(report.digests().values())) == 1
     assert report.cluster["converged"]
+
+
+def test_every_node_builds_the_same_partition_plan_and_stops_when_it_is_exhausted(tmp_path: Path) -> None:
+    """With partitioning (the default) 5 nodes split and retire parts concurrently, end on one plan, and all stop."""
+    report = run_simulation(_config(nodes=5, max_calls=0, data_dir=tmp_path, time_limit_s=600.0))
+    plans = {}
+    for node in report.nodes:
+        records = _records_on_disk(tmp_path / node["name"]).values()
+        plans[node["name"]] = PartitionPlan([r for r in records if isinstance(r, PlanRecord)]).partitions()
+    first = plans["node1"]
+    assert all(plan == first for plan in plans.values())
+    assert report.plan is not None and report.plan["leaves"] >= 5 and report.plan["depth"] >= 1
+    assert report.plan["live_leaves"] == 0 and report.plan["retired_leaves"] == report.plan["leaves"]
+    assert {node["stop_reason"] for node in report.nodes} == {
+        f"topic exhausted: all {report.plan['retired_leaves']} partitions retired"
+    }
+    assert report.cluster["split_calls"] >= 1 and report.cluster["calls"] > report.cluster["split_calls"]
+    covered = [leaf["coverage"] for leaf in report.plan["leaf_table"] if leaf["coverage"] is not None]
+    assert covered and report.cluster["coverage_of_producible"] > 0.7
