@@ -30,8 +30,8 @@ from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
 from node.export import ListFileWriter
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend
-from node.producer import Producer
-from node.records import Record
+from node.producer import Producer, ProducerConfig
+from node.records import CapacityRecord, Record, index_label
 from node.replication import RecordExchange
 from node.state import NodeState
 from node.store import Store
@@ -42,6 +42,7 @@ __all__ = ["Node", "Progress", "ExhaustionTracker", "exhaustion_estimate", "INCA
 log = logging.getLogger(__name__)
 
 INCARNATION_CHECK_S = 1.0  # how often a refutation's higher incarnation is persisted
+DEFAULT_CONCURRENCY = ProducerConfig().concurrency  # a peer's weight until its capacity record arrives
 
 
 def exhaustion_estimate(state: NodeState) -> SizeEstimate:
@@ -108,9 +109,13 @@ def _planner(
     membership = cluster.membership
 
     def live_members() -> dict[str, float]:
-        # Equal weights: every node must compute the same owners, and peers' concurrency is
-        # not replicated, so weighting by it would make the nodes' views disagree.
-        return {member.name: 1.0 for member in membership.members() if member.is_live}
+        # Weighted by each node's replicated capacity record, so every node computes the same
+        # owners; a node whose record has not arrived yet counts with the default concurrency.
+        return {
+            member.name: float(state.capacity(member.name) or DEFAULT_CONCURRENCY)
+            for member in membership.members()
+            if member.is_live
+        }
 
     return Planner(
         config=config.partitioning,
@@ -252,7 +257,7 @@ class Node:
                 on_committed=committed,
                 rng=producer_rng,
             )
-            cluster.anti_entropy.add_many((key, record.partition) for key, record in keyed)
+            cluster.anti_entropy.add_many((key, index_label(record)) for key, record in keyed)
             exchange.connect(cluster.publish, index=cluster.anti_entropy.add)
         except BaseException:
             if built is not None:
@@ -270,7 +275,19 @@ class Node:
             self.writer.start()
             self.writer.changed()
         await self.cluster.start()
+        await self._announce_capacity()
         self._keeper = asyncio.create_task(self._keep_incarnation(), name=f"incarnation-{self.name}")
+
+    async def _announce_capacity(self) -> None:
+        """Commit and gossip this node's concurrency if its newest record says otherwise."""
+        concurrency = self.config.producer.concurrency
+        if self.state.capacity(self.name) == concurrency:
+            return
+        record = CapacityRecord(node=self.name, concurrency=concurrency, hlc=self.exchange.clock.now())
+        added = await self.store.add([record])
+        for new in added:
+            self.state.apply(new)
+        self.exchange.committed(added)
 
     async def produce(self, stop: asyncio.Event) -> str:
         """Run the producer until ``stop``, the call budget, or exhaustion; returns why it ended."""

@@ -16,7 +16,16 @@ from typing import Any
 import msgpack
 
 from node.errors import NodeError
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord, Record
+from node.records import (
+    CapacityRecord,
+    EntryRecord,
+    MatchKind,
+    ObservationRecord,
+    ObservedItem,
+    PlanAction,
+    PlanRecord,
+    Record,
+)
 
 __all__ = [
     "RecordDecodeError",
@@ -44,6 +53,8 @@ _MAX_HLC = (1 << 64) - 1
 _ENTRY = 1
 _OBSERVATION = 2
 _PLAN = 3
+_CAPACITY = 4
+MAX_CONCURRENCY = 256  # matches ProducerConfig's bound
 _PLAN_CODES = {PlanAction.SPLIT: 0, PlanAction.RETIRE: 1}
 _PLAN_BY_CODE = {code: action for action, code in _PLAN_CODES.items()}
 _MATCH_CODES = {MatchKind.NEW: 0, MatchKind.EXACT: 1, MatchKind.FUZZY: 2}
@@ -61,6 +72,8 @@ def encode_record(record: Record) -> bytes:
     elif isinstance(record, ObservationRecord):
         items = [[item.text, item.entry_id, _MATCH_CODES[item.match], item.score] for item in record.items]
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
+    elif isinstance(record, CapacityRecord):
+        body = [_CAPACITY, record.node, record.concurrency, record.hlc]
     else:
         body = [
             _PLAN, _PLAN_CODES[record.action], record.partition, list(record.children), record.node, record.hlc,
@@ -151,6 +164,13 @@ def decode_record(data: bytes) -> Record:
         )
     if kind == _PLAN and len(body) == 7:
         return _decode_plan(body)
+    if kind == _CAPACITY and len(body) == 4:
+        concurrency = _uint(body[2], "capacity.concurrency", MAX_CONCURRENCY)
+        if concurrency < 1:
+            raise RecordDecodeError("capacity.concurrency must be at least 1")
+        return CapacityRecord(
+            node=_text(body[1], "capacity.node", MAX_NAME_CHARS), concurrency=concurrency, hlc=_uint(body[3], "capacity.hlc")
+        )
     raise RecordDecodeError(f"unknown record kind {kind!r} with {len(body)} fields")
 
 

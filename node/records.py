@@ -12,6 +12,8 @@ on the wire and on disk lives with the transport and the store.
   dropped" view are computed from these.
 - ``PlanRecord`` — one event of the partition plan: a partition split into children, or
   retired. The plan itself is a pure function of these (``partitioning.plan``).
+- ``CapacityRecord`` — how many concurrent LLM calls a node runs, so that every node weighs
+  it the same when partitions are assigned (``partitioning.assign``); its latest counts.
 
 Every record's key in the set is the hash of its canonical encoding (``node.codec``), so a
 key always names exactly one content.
@@ -24,7 +26,10 @@ from enum import StrEnum
 
 from node.normalize import EntryId
 
-__all__ = ["EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction", "PlanRecord", "Record"]
+__all__ = [
+    "CapacityRecord", "EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction", "PlanRecord",
+    "Record", "index_label",
+]  # fmt: skip
 
 
 class MatchKind(StrEnum):
@@ -101,5 +106,19 @@ class PlanRecord:
         return (self.hlc, self.node, self.action.value, self.children, self.reason)
 
 
-Record = EntryRecord | ObservationRecord | PlanRecord
+@dataclass(frozen=True, slots=True)
+class CapacityRecord:
+    """A node's capacity as of ``hlc``: the newest one per node counts."""
+
+    node: str
+    concurrency: int  # concurrent LLM calls it runs (``--concurrency``)
+    hlc: int
+
+
+Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord
 """Any replicated record."""
+
+
+def index_label(record: Record) -> str:
+    """The partition a record is filed under in anti-entropy's per-partition sketches."""
+    return "" if isinstance(record, CapacityRecord) else record.partition

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from node.codec import RecordDecodeError, decode_record, encode_record
 from node.hlc import HybridClock
 from node.normalize import entry_id
-from node.records import EntryRecord, Record
+from node.records import EntryRecord, Record, index_label
 from node.state import NodeState
 from node.store import Store
 
@@ -47,6 +47,11 @@ class RecordExchange:
         self.merged = 0
         self.rejected = 0
 
+    @property
+    def clock(self) -> HybridClock:
+        """The node's hybrid clock (records it commits are stamped with it)."""
+        return self._clock
+
     def __repr__(self) -> str:
         return f"<RecordExchange received={self.received} merged={self.merged} rejected={self.rejected}>"
 
@@ -63,7 +68,7 @@ class RecordExchange:
     def _indexed(self, records: Sequence[Record]) -> list[bytes]:
         encoded = [encode_record(record) for record in records]
         for record, body in zip(records, encoded, strict=True):
-            self._index(hashlib.blake2b(body, digest_size=16).digest(), record.partition)
+            self._index(hashlib.blake2b(body, digest_size=16).digest(), index_label(record))
         return encoded
 
     def committed(self, records: Sequence[Record]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from node.global_list import GlobalList
 from node.normalize import EntryId
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanRecord, Record
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanRecord, Record
 
 __all__ = ["MAX_OBSERVATIONS_KEPT", "CallStats", "NodeState"]
 
@@ -49,6 +49,7 @@ class NodeState:
         # partition -> entries accepted or generated in it (ordered set: insertion order)
         self._seen_in: dict[str, dict[EntryId, None]] = defaultdict(dict)
         self._plan: list[PlanRecord] = []
+        self._capacity: dict[str, CapacityRecord] = {}  # node -> its newest capacity record
         self._calls: list[CallStats] = []
         self._calls_by_partition: dict[str, list[CallStats]] = defaultdict(list)
         self._observations = 0
@@ -77,6 +78,11 @@ class NodeState:
             return changed
         if isinstance(record, PlanRecord):
             self._plan.append(record)
+            return False
+        if isinstance(record, CapacityRecord):
+            current = self._capacity.get(record.node)
+            if current is None or (record.hlc, record.concurrency) > (current.hlc, current.concurrency):
+                self._capacity[record.node] = record
             return False
         self._apply_observation(record)
         return False
@@ -168,6 +174,11 @@ class NodeState:
         """The shown text of an entry, or None if it is not in the list (an alias's id)."""
         record = self.entries.shown(entry)
         return record.text if record is not None else None
+
+    def capacity(self, node: str) -> int | None:
+        """The concurrency ``node`` last announced, or None if no record of it arrived yet."""
+        record = self._capacity.get(node)
+        return record.concurrency if record is not None else None
 
     def plan_records(self) -> list[PlanRecord]:
         """Every partition plan event received, in arrival order."""

@@ -8,6 +8,7 @@ parts get and when a part is judged done. The defaults are reasoned in the field
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from node.codec import MAX_SPLIT_CHILDREN
 from node.errors import ConfigError
@@ -32,6 +33,12 @@ class PartitionConfig:
     low_yield_share: float = 0.4  # fresh entries per item asked below this = low yield:
     # split the leaf if it is big enough, retire it otherwise (a call then costs > 3× per new entry)
     explore_prior: float = 1.0  # expected new per item asked of a leaf with no calls yet (optimistic)
+    # How entries found in a partition before it was split reach its children's prompts:
+    # "route" — down alphabetical splits by initial, and below a semantic split once a child's
+    # call generates them (one repeat each); "inherit" — what cannot be routed goes into every
+    # child's prompt (no repeats, but the prompt fills with siblings' entries); "none" — children
+    # start empty (the baseline: every parent entry is repeated once per child that holds it).
+    parent_entries: Literal["route", "inherit", "none"] = "route"
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_split_parts <= MAX_SPLIT_CHILDREN:
@@ -42,6 +49,8 @@ class PartitionConfig:
             raise ConfigError(f"max_depth must be within 0..20, got {self.max_depth}")
         if self.window_calls < 1:
             raise ConfigError(f"window_calls must be >= 1, got {self.window_calls}")
+        if self.parent_entries not in ("route", "inherit", "none"):
+            raise ConfigError(f"parent_entries must be route, inherit or none, got {self.parent_entries!r}")
         if not 0.0 <= self.low_yield_share <= 1.0 or not 0.0 <= self.explore_prior <= 1.0:
             raise ConfigError("low_yield_share and explore_prior must be within [0, 1]")
 

@@ -13,6 +13,10 @@ found). Entries found before a split, under the parent, must reach the right chi
   classify them instead, at the price of a far longer answer; ``scripts/bench/partitioning.py``
   measures what the cheap rule costs in duplicates.
 
+``PartitionConfig.parent_entries`` selects this rule ("route"), or the alternatives the
+benchmark compares it with: "inherit" (what cannot be routed goes into every child's prompt)
+and "none" (children start empty).
+
 Records generated under a path that is not in the plan (the child of a superseded concurrent
 split) count for the deepest plan partition above it (``PartitionPlan.home_of``), then route
 down like the parent's entries.
@@ -44,9 +48,17 @@ def path_letters(labels: tuple[str, ...]) -> frozenset[str] | None:
 class PartitionContext:
     """Routes entries to leaves for one plan; rebuild it when the plan changes."""
 
-    def __init__(self, state: NodeState, plan: PartitionPlan, initials: dict[EntryId, str] | None = None) -> None:
+    def __init__(
+        self,
+        state: NodeState,
+        plan: PartitionPlan,
+        initials: dict[EntryId, str] | None = None,
+        *,
+        parent_entries: str = "route",
+    ) -> None:
         self._state = state
         self._plan = plan
+        self._parent_entries = parent_entries  # see PartitionConfig.parent_entries
         # entry -> initial of its normal form; an entry's text never changes, so a planner
         # passes one cache to every context it builds
         self._initials = initials if initials is not None else {}
@@ -96,7 +108,11 @@ class PartitionContext:
             home = plan.home_of(partition)
             if home == leaf:
                 found.update(entries)
-            elif _is_above(home, leaf):
+            elif self._parent_entries == "none" or not _is_above(home, leaf):
+                continue
+            elif self._parent_entries == "inherit":  # routed here, or stuck above: both go in
+                found.update((entry, None) for entry in entries if _is_at_or_above(self.settle(home, entry), leaf))
+            else:
                 found.update((entry, None) for entry in entries if self.settle(home, entry) == leaf)
         return list(found)
 
@@ -120,6 +136,10 @@ class PartitionContext:
             if text is not None:
                 texts.setdefault(text)
         return list(texts)
+
+
+def _is_at_or_above(ancestor: str, path: str) -> bool:
+    return ancestor == path or _is_above(ancestor, path)
 
 
 def _is_above(ancestor: str, path: str) -> bool:

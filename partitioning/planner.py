@@ -97,7 +97,7 @@ class Planner:
         self._plan_at = -1
         self._plan = PartitionPlan(())
         self._initials: dict[EntryId, str] = {}
-        self._context = PartitionContext(state, self._plan, self._initials)
+        self._context = PartitionContext(state, self._plan, self._initials, parent_entries=config.parent_entries)
         self._owners: dict[str, str] = {}
         self._owners_for: tuple[int, frozenset[str]] | None = None
         self._in_flight: Counter[str] = Counter()
@@ -116,7 +116,9 @@ class Planner:
         if self._plan_at != self._state.plan_count:
             self._plan_at = self._state.plan_count
             self._plan = PartitionPlan(self._state.plan_records())
-            self._context = PartitionContext(self._state, self._plan, self._initials)
+            self._context = PartitionContext(
+                self._state, self._plan, self._initials, parent_entries=self._config.parent_entries
+            )
         return self._plan
 
     @property

@@ -18,7 +18,7 @@ from node.codec import (
     record_key,
 )
 from node.normalize import entry_id
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord
 
 ENTRY = EntryRecord(id=entry_id("Köln"), text="Köln", partition="Western Europe > Germany", origin="n1", hlc=2**40)
 OBSERVATION = ObservationRecord(
@@ -196,3 +196,15 @@ def test_plan_record_at_every_bound_decodes() -> None:
     body = _plan_body(children=children, partition="p" * MAX_PARTITION_CHARS, reason="r" * 200, hlc=2**64 - 1)
     record = decode_record(msgpack.packb(body, use_bin_type=True))
     assert isinstance(record, PlanRecord) and len(record.children) == MAX_SPLIT_CHILDREN
+
+
+def test_capacity_records_round_trip_and_reject_bad_concurrency() -> None:
+    """A node's capacity encodes canonically; zero, negative, oversized or non-integer concurrency is refused."""
+    record = CapacityRecord(node="n1", concurrency=4, hlc=99)
+    assert decode_record(encode_record(record)) == record
+    assert encode_record(record) == encode_record(CapacityRecord("n1", 4, 99))
+    for concurrency in (0, -1, 257, 2.0, True, "4"):
+        with pytest.raises(RecordDecodeError):
+            decode_record(msgpack.packb([4, "n1", concurrency, 99]))
+    with pytest.raises(RecordDecodeError):
+        decode_record(msgpack.packb([4, "", 4, 99]))  # no node name

@@ -20,7 +20,7 @@ from node.codec import decode_record
 from node.errors import ConfigError
 from node.hlc import hlc_physical_ms
 from node.normalize import entry_id
-from node.records import EntryRecord, PlanRecord, Record
+from node.records import CapacityRecord, EntryRecord, PlanRecord, Record
 from node.simulation import NodeEvent, SimConfig, Simulation, SimReport, run_simulation, set_digest
 from node.store import DB_FILENAME, Store
 from partitioning.plan import PartitionPlan
@@ -256,6 +256,8 @@ def test_every_node_builds_the_same_partition_plan_and_stops_when_it_is_exhauste
     for node in report.nodes:
         records = _records_on_disk(tmp_path / node["name"]).values()
         plans[node["name"]] = PartitionPlan([r for r in records if isinstance(r, PlanRecord)]).partitions()
+        capacities = {(r.node, r.concurrency) for r in records if isinstance(r, CapacityRecord)}
+        assert capacities == {(f"node{i}", 2) for i in range(1, 6)}  # every node's weight, on every node
     first = plans["node1"]
     assert all(plan == first for plan in plans.values())
     assert report.plan is not None and report.plan["leaves"] >= 5 and report.plan["depth"] >= 1

@@ -224,3 +224,32 @@ def test_initials_cache_is_filled_and_reused() -> None:
 def test_path_letters_intersects_nested_letter_labels(labels: tuple[str, ...], expected: frozenset[str] | None) -> None:
     """path_letters is the intersection of the path's letter-range labels; None when it has none."""
     assert path_letters(labels) == expected
+
+
+def _with_mode(state: NodeState, mode: str, *events: PlanRecord) -> PartitionContext:
+    for event in events:
+        state.apply(event)
+    return PartitionContext(state, PartitionPlan(state.plan_records()), parent_entries=mode)
+
+
+def test_inherit_puts_unroutable_parent_entries_in_every_child_and_routable_ones_in_theirs() -> None:
+    """parent_entries="inherit": below a semantic split every child sees the root's entries."""
+    state = NodeState()
+    accept(state, "Oslo", ROOT)
+    accept(state, "Rome", ROOT)
+    ctx = _with_mode(state, "inherit", SEMANTIC, split("Northern Europe", "A–M", "N–Z", hlc=2))
+    assert texts(ctx, "Southern Europe") == {"Oslo", "Rome"}
+    # below the alphabetical split the letter still decides: Oslo is an "O" name
+    assert texts(ctx, "Northern Europe > N–Z") == {"Oslo", "Rome"}  # both stuck at the root: inherited
+    accept(state, "Bergen", "Northern Europe")
+    assert "Bergen" in texts(ctx, "Northern Europe > A–M") and "Bergen" not in texts(ctx, "Northern Europe > N–Z")
+
+
+def test_none_leaves_children_empty_until_their_own_calls_find_entries() -> None:
+    """parent_entries="none": not even an alphabetical split passes the parent's entries down."""
+    state = NodeState()
+    accept(state, "Berlin", ROOT)
+    ctx = _with_mode(state, "none", ALPHABETICAL)
+    assert texts(ctx, "A–M") == set()
+    observe(state, "A–M", ("Berlin", MatchKind.EXACT))
+    assert texts(ctx, "A–M") == {"Berlin"}

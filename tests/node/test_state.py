@@ -1,0 +1,40 @@
+"""Tests for node.state: what the partitioning reads from the replicated records."""
+
+from __future__ import annotations
+
+from node.normalize import entry_id
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.state import NodeState
+
+
+def _observe(state: NodeState, partition: str, call: int, *texts: str) -> None:
+    items = tuple(ObservedItem(text, entry_id(text), MatchKind.EXACT) for text in texts)
+    state.apply(ObservationRecord("n1", call, partition, call, items))
+
+
+def test_the_newest_capacity_record_of_a_node_counts_whatever_the_arrival_order() -> None:
+    """Capacity is a last-writer-wins value per node, ordered by hlc."""
+    old, new = CapacityRecord("n1", 2, 10), CapacityRecord("n1", 8, 20)
+    for order in ((old, new), (new, old)):
+        state = NodeState()
+        assert state.capacity("n1") is None
+        state.apply_all(order)
+        assert state.capacity("n1") == 8
+
+
+def test_a_call_is_fresh_for_entries_new_to_its_partition_counted_once() -> None:
+    """``fresh`` counts distinct entries a call brought into its partition, repeats within it once."""
+    state = NodeState()
+    state.apply(EntryRecord(entry_id("Oslo"), "Oslo", "", "n1", 1))
+    _observe(state, "Norway", 1, "Oslo", "Oslo", "Bergen")
+    _observe(state, "Norway", 2, "Oslo", "Bergen", "Tromsø")
+    first, second = state.calls_in("Norway")
+    assert (first.fresh, second.fresh) == (2, 1)
+    assert list(state.seen_in()["Norway"]) == [entry_id("Oslo"), entry_id("Bergen"), entry_id("Tromsø")]
+
+
+def test_a_refused_entry_record_places_nothing_in_its_partition() -> None:
+    """An entry whose id does not match its text is not listed, and not seen in any partition either."""
+    state = NodeState()
+    state.apply(EntryRecord(entry_id("Oslo"), "Bergen", "Norway", "n1", 1))
+    assert "Norway" not in state.seen_in() or not state.seen_in()["Norway"]
