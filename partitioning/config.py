@@ -26,6 +26,7 @@ class PartitionConfig:
     split_known_tokens: int = 1500  # split a leaf whose known entries pass this many prompt tokens
     # (half the default known-entries budget: a part that fills the prompt is already one the
     # model half ignores — obedience falls as the list grows, design.md)
+    split_attempts: int = 3  # unusable split answers before the alphabetical fallback
     min_split_entries: int = 40  # a low-yield leaf this big (known entries) is split, not retired...
     min_split_remaining: float = 10.0  # ...as is one with this many entries estimated unseen (Chao1)
     max_depth: int = 8  # no split below this depth
@@ -47,6 +48,8 @@ class PartitionConfig:
             raise ConfigError("split_known_tokens and min_split_entries must be >= 1")
         if not 0 <= self.max_depth <= 20:
             raise ConfigError(f"max_depth must be within 0..20, got {self.max_depth}")
+        if not 1 <= self.split_attempts <= 10:
+            raise ConfigError(f"split_attempts must be within 1..10, got {self.split_attempts}")
         if self.window_calls < 1:
             raise ConfigError(f"window_calls must be >= 1, got {self.window_calls}")
         if self.parent_entries not in ("route", "inherit", "none"):

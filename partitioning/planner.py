@@ -9,9 +9,10 @@ The producer asks ``acquire()`` before every call and ``release()`` after it. ``
 3. picks the leaf with the most expected new entries per call (``policy``), shared out over
    the node's calls already in flight on it;
 4. if this node owns that leaf, judges it (``policy.judge``): a split asks the model for
-   sub-categories (``build_split_prompt``, cleaned by ``partitioning.labels``) and falls back
-   to alphabetical ranges of the known entries when the answer is unusable or the call
-   fails; a split or retire is committed as a ``PlanRecord`` — gossiped like any record, so
+   sub-categories (``build_split_prompt``, cleaned by ``partitioning.labels``); an unusable,
+   truncated or failed answer is asked again at the next pick, and after ``split_attempts``
+   of them the leaf is divided into alphabetical ranges of its known entries instead (a
+   transient fault must not turn a semantic plan into an alphabetical one); a split or retire is committed as a ``PlanRecord`` — gossiped like any record, so
    every node's plan follows — and the pick starts over.
 
 Only the owner splits or retires a leaf — unless it has not worked on it lately (alive but out
@@ -103,6 +104,7 @@ class Planner:
         self._in_flight: Counter[str] = Counter()
         self._acting: set[str] = set()  # leaves being split or retired by this node right now
         self._unsplittable: set[str] = set()
+        self._split_failures: Counter[str] = Counter()  # leaf -> split answers that were unusable
         self.stats = PlannerStats()
 
     def __repr__(self) -> str:
@@ -265,6 +267,9 @@ class Planner:
         labels = labels_of(leaf)
         children = await self._ask_for_children(leaf)
         if children is None:
+            self._split_failures[leaf] += 1
+            if self._split_failures[leaf] < self._config.split_attempts:
+                return  # the leaf stays as it is; the next pick asks the model again
             self.stats.split_fallbacks += 1
             children = self._alphabetical_children(leaf)
             if not children:
@@ -287,10 +292,13 @@ class Planner:
         try:
             completion = await self._backend.complete(messages, json_mode=True)
         except LLMError as exc:
-            log.warning("split call for %r failed (%s); dividing alphabetically", leaf, exc)
+            log.warning("split call for %r failed: %s", leaf or "(whole topic)", exc)
             return None
         self.stats.split_prompt_tokens += completion.usage.prompt_tokens
         self.stats.split_completion_tokens += completion.usage.completion_tokens
+        if completion.finish_reason == "length":  # cut short: the categories it lists are not all
+            log.warning("split answer for %r was truncated", leaf or "(whole topic)")
+            return None
         cleaned = clean_split_labels(completion.text, max_parts=self._config.max_split_parts, parent_labels=labels)
         # Non-overlapping: a remainder bucket ("Other … groups") divided again lists its
         # siblings too; they have their own partitions already.

@@ -10,7 +10,11 @@ partitioning differs:
 - *whole topic*: no partitioning, every call about the whole topic with the known entries that
   fit the prompt, and no stop rule, so it spends its whole budget (the most it can reach);
 - *whole topic, stop rule*: the same with the node's default stop rule (where a user's run
-  would end).
+  would end);
+- two more partitioned runs that differ in how entries found before a split reach the
+  children's prompts (``PartitionConfig.parent_entries``): *inherited* (what cannot be routed by
+  its initial goes into every child's prompt) and *not passed down* (children start empty) —
+  beside the default *routed* rule, what each choice costs in calls and duplicates.
 
 Coverage is measured against what the model can produce (``coverage of producible``: the
 simulated model never knows about 11% of the long tail, so no system can list it — the share
@@ -49,7 +53,7 @@ from scripts.bench.report import machine_info, machine_summary, write_results  #
 
 SECTION = "Partitioning lever"
 JSON_PATH = ROOT / "docs" / "benchmarks" / "partitioning.json"
-LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95)  # coverage of what the model can produce
+LEVELS = (0.1, 0.15, 0.5, 0.7, 0.8, 0.9, 0.95)  # coverage of what the model can produce
 NEVER_STOP = StopRule(remaining_threshold=0.0, min_yield=0.0)
 
 
@@ -62,6 +66,8 @@ class Variant:
 
 VARIANTS = (
     Variant("partitioned", PartitionConfig(), StopRule()),
+    Variant("partitioned, parent entries inherited", PartitionConfig(parent_entries="inherit"), StopRule()),
+    Variant("partitioned, parent entries not passed down", PartitionConfig(parent_entries="none"), StopRule()),
     Variant("whole topic", PartitionConfig.off(), NEVER_STOP),
     Variant("whole topic, stop rule", PartitionConfig.off(), StopRule()),
 )
@@ -136,6 +142,8 @@ def summarise(runs: Sequence[dict[str, Any]], budget_calls: int) -> dict[str, An
             "coverage_of_producible": _mean_sd([run["coverage_of_producible"] for run in group]),
             "coverage": _mean_sd([run["coverage"] for run in group]),
             "precision_min": _mean_sd([run["precision_min"] for run in group]),
+            "duplicate_share": _mean_sd([run["duplicate_share"] for run in group]),
+            "split_calls": _mean_sd([run["split_calls"] for run in group]),
         }
     ratios: dict[str, Any] = {}
     part, whole = summary.get("partitioned"), summary.get("whole topic")
@@ -145,6 +153,9 @@ def summarise(runs: Sequence[dict[str, Any]], budget_calls: int) -> dict[str, An
             if "calls" not in hit:
                 ratios[level] = None
             elif "calls" in other:
+                if other["calls"][0] <= 0 or other["prompt_tokens"][0] <= 0:
+                    ratios[level] = None  # reached before a call had finished: no ratio to take
+                    continue
                 ratios[level] = {"calls": hit["calls"][0] / other["calls"][0],
                                  "prompt_tokens": hit["prompt_tokens"][0] / other["prompt_tokens"][0]}  # fmt: skip
             else:  # the whole-topic runs never got there: their whole budget is a lower bound
@@ -190,18 +201,18 @@ def tables(summary: dict[str, Any], budget_calls: int) -> tuple[Table, Table, st
     reach.add_row("partitioned ÷ whole topic", *ratio_cells)
     md.append("| **partitioned ÷ whole topic** | " + " | ".join(ratio_cells) + " |")
     final = Table(title="where each run ended (mean ± sd)")
-    for column in ("configuration", "calls", "prompt tokens", "coverage of producible", "coverage of universe",
-                   "precision (worst node)"):  # fmt: skip
+    for column in ("configuration", "calls (splits)", "prompt tokens", "coverage of producible",
+                   "coverage of universe", "precision (worst node)", "duplicate share"):  # fmt: skip
         final.add_column(column, justify="left" if column == "configuration" else "right")
-    md += ["", "| configuration | calls | prompt tokens | coverage of producible | coverage of universe | precision |",
-           "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    md += ["", "| configuration | calls (splits) | prompt tokens | coverage of producible | coverage of universe "
+           "| precision | duplicate share |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name in (variant.name for variant in VARIANTS):
         if name not in summary:
             continue
         row = summary[name]
-        cells = [_fmt(row["calls"]), _fmt(row["prompt_tokens"]),
+        cells = [f"{_fmt(row['calls'])} ({row['split_calls'][0]:,.0f})", _fmt(row["prompt_tokens"]),
                  *(f"{row[key][0]:.1%} ± {row[key][1]:.1%}" for key in ("coverage_of_producible", "coverage",
-                                                                         "precision_min"))]  # fmt: skip
+                                                                         "precision_min", "duplicate_share"))]  # fmt: skip
         final.add_row(name, *cells)
         md.append(f"| {name} | " + " | ".join(cells) + " |")
     return reach, final, "\n".join(md)
@@ -218,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=220)
     base = SimConfig(universe=args.universe, nodes=args.nodes, max_calls=args.budget_per_node,
                      time_limit_s=args.time_limit_s, sample_interval_s=1.0, idle_stop_s=30.0)  # fmt: skip
     budget_calls = args.budget_per_node * args.nodes

@@ -31,7 +31,7 @@ TOPIC = "cities of Europe"
 class ScriptedBackend:
     """Answers split prompts with fixed texts (or errors), in order; records the prompts."""
 
-    def __init__(self, answers: Sequence[str | Exception]) -> None:
+    def __init__(self, answers: Sequence[str | Exception | Completion]) -> None:
         self._answers = list(answers)
         self.prompts: list[Sequence[ChatMessage]] = []
 
@@ -46,6 +46,8 @@ class ScriptedBackend:
         answer = self._answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
+        if isinstance(answer, Completion):
+            return answer
         return Completion(text=answer, usage=Usage(prompt_tokens=50, completion_tokens=20))
 
     def stream(self, messages: Sequence[ChatMessage], *, max_tokens: int | None = None, json_mode: bool = False) -> AsyncIterator[str]:
@@ -123,12 +125,14 @@ async def test_a_leaf_whose_known_entries_pass_the_budget_is_split_by_the_model(
      LLMRateLimited("429", retry_after_s=1.0)],  # fmt: skip
 )
 async def test_an_unusable_split_answer_falls_back_to_balanced_letter_ranges(tmp_path: Path, answer: object) -> None:
-    """A refusal, one label, garbage or a failed call: the split is alphabetical over the known entries."""
+    """A refusal, one label, garbage or a failed call, three times: the split is alphabetical over the known entries."""
     async with await _store(tmp_path) as store:
         state = NodeState()
         state.apply_all([_entry(name) for name in NAMES])
-        planner = _planner(store, state, ScriptedBackend([answer]), split_known_tokens=100)  # type: ignore[list-item]
+        backend = ScriptedBackend([answer] * 3)  # type: ignore[list-item]
+        planner = _planner(store, state, backend, split_known_tokens=100)
         await planner.acquire()
+        assert len(backend.prompts) == 3  # asked split_attempts times before falling back
         [split] = [r for r in await store.load_records() if isinstance(r, PlanRecord)]
     letters = [letter_set(child) for child in split.children]
     assert all(found is not None for found in letters) and 2 <= len(split.children) <= 4
@@ -232,3 +236,18 @@ async def test_concurrent_splits_on_two_nodes_converge_to_one_plan(tmp_path: Pat
     [winner] = [r for r in records["n1"] + records["n2"] if r.precedence == min(x.precedence for x in records["n1"] + records["n2"])]
     assert plans[0].get("").decided_by == winner  # type: ignore[union-attr]
     assert len(plans[0].superseded()) == 1
+
+
+async def test_a_truncated_or_failed_split_answer_is_asked_again_before_any_fallback(tmp_path: Path) -> None:
+    """A transient fault must not turn a semantic plan alphabetical: the next attempt's categories are used."""
+    truncated = Completion(text='{"categories": ["Northern Europe", "Sou', finish_reason="length")
+    good = '{"categories": ["Northern Europe", "Southern Europe", "Western Europe"]}'
+    backend = ScriptedBackend([truncated, LLMRateLimited("429", retry_after_s=1.0), good])
+    async with await _store(tmp_path) as store:
+        state = NodeState()
+        state.apply_all([_entry(name) for name in NAMES])
+        planner = _planner(store, state, backend, split_known_tokens=100)
+        await planner.acquire()
+        [split] = [r for r in await store.load_records() if isinstance(r, PlanRecord)]
+    assert split.children == ("Northern Europe", "Southern Europe", "Western Europe")
+    assert planner.stats.split_calls == 3 and planner.stats.split_fallbacks == 0
