@@ -207,4 +207,14 @@ async def test_page_of_the_third_node_shows_the_merged_cluster_list_live(
     assert 1 <= await rows.count() < unfiltered
     await tab.fill("#search", "zzzz-no-such-country")
     await expect(tab.locator("#list-empty")).to_be_visible()
+
+    # The partition plan: the whole topic at first, owned by a live member; once a part is
+    # split or retired, the panel shows the plan's states (with partitioning on by default).
+    partitions = tab.locator("#partitions-body tr.partition")
+    await expect(tab.locator("#partitions-panel")).to_be_visible(timeout=CLUSTER_TIMEOUT_MS)
+    await expect(partitions.first).to_be_visible()
+    owners = set(await partitions.locator("td:nth-child(2)").all_text_contents()) - {"–"}
+    assert owners and owners <= set(names)
+    states = set(await partitions.locator("td:nth-child(5)").all_text_contents())
+    assert states and states <= {"active", "split", "retired"}
     assert problems == []  # checked while the nodes run: once they stop, reconnects fail loudly

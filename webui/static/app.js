@@ -357,6 +357,11 @@
     if (!body.available) return;
     const tbody = $("partitions-body");
     clear(tbody);
+    const states = {};
+    for (const partition of body.partitions) states[partition.state || "–"] = (states[partition.state || "–"] || 0) + 1;
+    $("partitions-summary").textContent = body.partitions.length < 2 ? "" :
+      fmtInt(body.partitions.length) + " · " + ["active", "split", "retired"]
+        .filter((name) => states[name]).map((name) => fmtInt(states[name]) + " " + name).join(", ");
     for (const partition of body.partitions) {
       const labels = partition.path ? partition.path.split(" > ") : [];
       const row = el("tr", "partition");
