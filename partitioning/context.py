@@ -100,8 +100,12 @@ class PartitionContext:
         self._routes[key] = at
         return at
 
-    def known_ids(self, leaf: str) -> list[EntryId]:
-        """The entries of ``leaf``'s context, in arrival order (duplicates removed)."""
+    def known_ids(self, leaf: str, *, inherited: bool = True) -> list[EntryId]:
+        """The entries of ``leaf``'s context, in arrival order (duplicates removed).
+
+        ``inherited=False`` leaves out what the "inherit" rule copies down from above: the
+        entries that belong to the leaf itself (which is what decides when it splits).
+        """
         plan = self._plan
         found: dict[EntryId, None] = {}
         for partition, entries in self._state.seen_in().items():
@@ -110,20 +114,20 @@ class PartitionContext:
                 found.update(entries)
             elif self._parent_entries == "none" or not _is_above(home, leaf):
                 continue
-            elif self._parent_entries == "inherit":  # routed here, or stuck above: both go in
+            elif self._parent_entries == "inherit" and inherited:  # routed here, or stuck above: both go in
                 found.update((entry, None) for entry in entries if _is_at_or_above(self.settle(home, entry), leaf))
             else:
                 found.update((entry, None) for entry in entries if self.settle(home, entry) == leaf)
         return list(found)
 
-    def known_texts(self, leaf: str, *, by_frequency: bool = True) -> list[str]:
+    def known_texts(self, leaf: str, *, by_frequency: bool = True, inherited: bool = True) -> list[str]:
         """Display texts of ``leaf``'s context, the most useful to show the model first.
 
         By frequency: the entries generated most often first (the ones the model would
         repeat), then the newest; else newest first. An alias shows as its own text: a name the
         model wrote, which it should see as known too.
         """
-        ids = self.known_ids(leaf)
+        ids = self.known_ids(leaf, inherited=inherited)
         order = list(range(len(ids)))
         generated: Callable[[EntryId], int] = self._state.generated_count
         if by_frequency:

@@ -177,7 +177,9 @@ class Planner:
         known_tokens = known = 0
         remaining = 0.0
         if with_context:
-            texts = self.known_for(leaf)
+            # its own entries: what "inherit" copies into the prompt from above must not
+            # make every child look too big to fit, or splits would cascade
+            texts = self.context.known_texts(leaf, inherited=False)
             known = len(texts)
             known_tokens = sum(estimate_tokens(text) + 2 for text in texts)
             estimate = chao1(self._state.sample_counts().get(leaf, {}).values())

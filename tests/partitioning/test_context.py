@@ -253,3 +253,13 @@ def test_none_leaves_children_empty_until_their_own_calls_find_entries() -> None
     assert texts(ctx, "A–M") == set()
     observe(state, "A–M", ("Berlin", MatchKind.EXACT))
     assert texts(ctx, "A–M") == {"Berlin"}
+
+
+def test_inherited_entries_can_be_left_out_to_size_a_leaf_by_its_own_entries() -> None:
+    """With "inherit", known_texts(inherited=False) is what belongs to the leaf itself (what decides its split)."""
+    state = NodeState()
+    accept(state, "Rome", ROOT)
+    ctx = _with_mode(state, "inherit", SEMANTIC)
+    accept(state, "Oslo", "Northern Europe")
+    assert texts(ctx, "Northern Europe") == {"Rome", "Oslo"}
+    assert set(ctx.known_texts("Northern Europe", inherited=False)) == {"Oslo"}
