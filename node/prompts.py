@@ -1,4 +1,4 @@
-"""The prompts a node sends: enumerate new entries of a partition, and split a partition.
+"""The prompts a node sends: enumerate new entries of a partition, split a partition, verify entries.
 
 Both are plain ``str.format`` templates that a user may override from the config. The
 enumeration prompt carries the shared-state lever: the known entries of the partition, as
@@ -24,6 +24,7 @@ __all__ = [
     "EnumerationPrompt",
     "build_enumeration_prompt",
     "build_split_prompt",
+    "build_verify_prompt",
     "estimate_tokens",
     "PARTITION_SEPARATOR",
 ]
@@ -52,8 +53,18 @@ _DEFAULT_SPLIT = (
     'Answer as JSON: {{"categories": ["label", ...]}}'
 )
 
+_DEFAULT_VERIFY = (
+    "Topic: {topic}\n"
+    "Part: {partition}\n"
+    "Check each item below: is it a real, existing item of this topic? Some may be misspelled, "
+    "invented or off-topic. Answer for every item, in the same order.\n"
+    "Items ({count}): {items}\n"
+    'Answer as JSON: {{"verdicts": [{{"item": "name", "real": true}}, ...]}}'
+)
+
 _ENUMERATE_FIELDS = frozenset({"topic", "partition", "count", "known", "known_count"})
 _SPLIT_FIELDS = frozenset({"topic", "partition", "max_parts"})
+_VERIFY_FIELDS = frozenset({"topic", "partition", "items", "count"})
 
 
 def _fields_of(template: str) -> set[str]:
@@ -85,6 +96,8 @@ class PromptTemplates:
     enumerate: str = _DEFAULT_ENUMERATE
     # split prompt; fields {topic} {partition} {max_parts}
     split: str = _DEFAULT_SPLIT
+    # verification prompt; fields {topic} {partition} {items} {count}
+    verify: str = _DEFAULT_VERIFY
 
     def __post_init__(self) -> None:
         _check_template("system", self.system, frozenset(), set())
@@ -92,6 +105,7 @@ class PromptTemplates:
             "enumerate", self.enumerate, _ENUMERATE_FIELDS, {"topic", "known", "count"}
         )
         _check_template("split", self.split, _SPLIT_FIELDS, {"topic", "max_parts"})
+        _check_template("verify", self.verify, _VERIFY_FIELDS, {"topic", "items"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,5 +169,20 @@ def build_split_prompt(
         raise ValueError(f"max_parts must be >= 2, got {max_parts}")
     user = templates.split.format(
         topic=topic, partition=_render_partition(partition), max_parts=max_parts
+    )
+    return (ChatMessage("system", templates.system), ChatMessage("user", user))
+
+
+def build_verify_prompt(
+    templates: PromptTemplates, *, topic: str, partition: Sequence[str], items: Sequence[str]
+) -> tuple[ChatMessage, ...]:
+    """Render the prompt asking the model whether each of ``items`` is a real item of the topic."""
+    if not items:
+        raise ValueError("a verification prompt needs at least one item")
+    user = templates.verify.format(
+        topic=topic,
+        partition=_render_partition(partition),
+        items=json.dumps(list(items), ensure_ascii=False),
+        count=len(items),
     )
     return (ChatMessage("system", templates.system), ChatMessage("user", user))

@@ -1,4 +1,4 @@
-"""The simulated LLM: answers enumeration and split prompts from a real closed universe.
+"""The simulated LLM: answers enumeration, split and verification prompts from a real closed universe.
 
 It behaves the way published observations say real models do (parameters and sources in
 ``node.llm.sim.params`` and ``docs/simulated-llm.md``):
@@ -14,7 +14,10 @@ It behaves the way published observations say real models do (parameters and sou
 - **strays** from sibling partitions, **real alternate names** (exonyms, transliterations)
   and **surface variants**, **invented names** (more of them once the part is exhausted);
 - **varied formats**, roughly the number of items asked for, token usage, latency, and
-  **faults** (429, 500, hangs, truncated and garbled answers).
+  **faults** (429, 500, hangs, truncated and garbled answers);
+- **imperfect verification** — asked whether items are real, it confirms most items it knows
+  and catches most inventions, at the rates Chain-of-Verification measured (arXiv 2309.11495);
+  it is unsure of real items it cannot recall, and now and then leaves an item out.
 
 The model reads only the chat messages (``node.llm.sim.reading``). Dedup and the rest of the
 system never read the universe: it is ground truth for measuring, nothing else. All
@@ -31,7 +34,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from node.llm.base import ChatMessage, Usage
 from node.llm.sim.params import SimParams, solve_popularity_alpha
@@ -53,6 +56,12 @@ _TOKEN_CHARS = 4
 # weights span ~13 orders of magnitude: a 1e-11 chance of disobeying still lets Australia
 # outweigh Pitcairn when only the tail is left.
 _PERFECT_HALF_LIST = 1e9
+# A one-letter typo (a letter doubled or dropped) is recognised when both the typo and the real
+# name are this long or longer: in shorter names one letter more or less is too often another
+# name (2% of inventions were read as real when 4-letter typos counted: "Pala", "Sara").
+_MIN_TYPO_CHARS = 5
+# Abbreviations read back as the full word, in normal form ("st petersburg" → "saint petersburg").
+_ABBREVIATION_EXPANSIONS = (("st ", ("saint ", "sankt ")), ("ste ", ("sainte ",)), ("s ", ("san ",)))
 
 
 class Fault(StrEnum):
@@ -202,6 +211,8 @@ class SimulatedModel:
             return SimAnswer("", fault, "error", usage, 0.0, request)
         if request.kind is TaskKind.SPLIT:
             text = self._split_answer(request, rng)
+        elif request.kind is TaskKind.VERIFY:
+            text = _render_verdicts(self.verify_items(request, rng), rng, params)
         else:
             text = self._enumeration_answer(request, rng)
         finish_reason = "stop"
@@ -384,6 +395,81 @@ class SimulatedModel:
                 return f"in {self._universe.items[index].path[-1]}"
         return "a lesser-known one"
 
+    # -- verification -----------------------------------------------------------------------
+
+    def verify_items(self, request: SimRequest, rng: random.Random) -> list[tuple[str, bool]]:
+        """The verdicts (item, real?) a verification answer holds, in the asked order.
+
+        Each item is judged by what the model makes of it (``reject_probability``), then left out
+        of the answer with ``verify_skip_rate``. The part is not consulted: a real item of the
+        topic outside the asked part is still real, which is what the prompt asks.
+        """
+        params = self._params
+        verdicts: list[tuple[str, bool]] = []
+        for item in request.items:
+            skipped = rng.random() < params.verify_skip_rate
+            real = rng.random() >= self.reject_probability(item)
+            if not skipped:
+                verdicts.append((item, real))
+        return verdicts
+
+    def reject_probability(self, item: str) -> float:
+        """How likely the model calls ``item`` not real.
+
+        That depends on whether the model knows the item, it is real but unknown to the model,
+        or it is no real item of the universe (invented, garbled, off-topic).
+        """
+        indices = self.real_indices_of(item)
+        if not indices:
+            return self._params.p_reject_invented
+        if any(self._known_to_model[index] for index in indices):
+            return self._params.p_false_reject_known
+        return self._params.p_reject_unknown_real
+
+    def real_indices_of(self, name: str) -> tuple[int, ...]:
+        """The universe items ``name`` denotes as the model reads it; () if none.
+
+        By the normal form of any of an item's names (case, accents, punctuation); failing
+        that, a leading "St."/"Ste."/"S." read as Saint/Sankt/Sainte/San; failing that, one
+        letter dropped or doubled (typo and name both of ``_MIN_TYPO_CHARS`` letters or more).
+        Those are the surface variants the model writes itself, so it recognises them.
+        """
+        name_nf = normal_form(name)
+        if not name_nf:
+            return ()
+        exact = self._indices_by_nf.get(name_nf)
+        if exact:
+            return tuple(exact)
+        for short, expansions in _ABBREVIATION_EXPANSIONS:
+            if name_nf.startswith(short):
+                rest = name_nf[len(short):]
+                expanded = [index for full in expansions for index in self._indices_by_nf.get(full + rest, ())]
+                if expanded:
+                    return tuple(dict.fromkeys(expanded))
+        if len(name_nf) < _MIN_TYPO_CHARS:
+            return ()
+        found = list(self._one_letter_dropped.get(name_nf, ()))
+        if len(name_nf) > _MIN_TYPO_CHARS:  # a letter doubled (or one inserted)
+            for position in range(len(name_nf)):
+                found.extend(self._indices_by_nf.get(name_nf[:position] + name_nf[position + 1:], ()))
+        return tuple(dict.fromkeys(found))
+
+    @cached_property
+    def _one_letter_dropped(self) -> dict[str, tuple[int, ...]]:
+        """Every real name (normal form, long enough) with one letter dropped → its items.
+
+        Built on the first verification only (~0.15 s for the 7,782 European cities).
+        """
+        variants: dict[str, list[int]] = {}
+        for name_nf, indices in self._indices_by_nf.items():
+            if len(name_nf) <= _MIN_TYPO_CHARS:  # its typo would be shorter than the minimum
+                continue
+            for variant in {name_nf[:position] + name_nf[position + 1:] for position in range(len(name_nf))}:
+                variants.setdefault(variant, []).extend(indices)
+        return {variant: tuple(dict.fromkeys(indices)) for variant, indices in variants.items()}
+
+    # -- splitting ----------------------------------------------------------------------------
+
     def _split_answer(self, request: SimRequest, rng: random.Random) -> str:
         labels = self.split_labels(request, rng)
         if rng.random() < 0.8:
@@ -464,6 +550,26 @@ def _render_items(
     if len(names) == 1:
         return f"One more is {names[0]}."
     return f"Some more {what} include {', '.join(names[:-1])}, and {names[-1]}."
+
+
+_YES_PHRASES = ("yes", "yes, real", "yes — it exists")
+_NO_PHRASES = ("no", "no, not a real one", "no — probably invented")
+
+
+def _render_verdicts(verdicts: list[tuple[str, bool]], rng: random.Random, params: SimParams) -> str:
+    """Format verdicts the way a model might: usually the JSON asked for, sometimes numbered lines."""
+    style = rng.choices(range(3), weights=params.verify_format_weights)[0]
+    rows = [{"item": item, "real": real} for item, real in verdicts]
+    if style == 0 or not verdicts:
+        return json.dumps({"verdicts": rows}, ensure_ascii=False)
+    if style == 1:
+        body = json.dumps({"verdicts": rows}, ensure_ascii=False, indent=2)
+        return f"Here is my check of each item:\n\n```json\n{body}\n```"
+    lines = "\n".join(
+        f"{number}. {item} — {rng.choice(_YES_PHRASES if real else _NO_PHRASES)}"
+        for number, (item, real) in enumerate(verdicts, 1)
+    )
+    return f"Checking each item:\n\n{lines}"
 
 
 _ABBREVIATIONS = (("Saint ", "St. "), ("Sankt ", "St. "), ("Sainte ", "Ste. "), ("San ", "S. "))

@@ -18,7 +18,7 @@ from node.errors import ConfigError
 
 __all__ = ["SimParams", "PARAMS_VERSION", "expected_distinct", "solve_popularity_alpha"]
 
-PARAMS_VERSION = "2026-11-25.2"
+PARAMS_VERSION = "2026-11-25.3"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +64,23 @@ class SimParams:
     # descriptions, comma-separated prose. Instruction-tuned models follow a JSON request
     # most of the time, not always.
     format_weights: tuple[float, float, float, float, float] = (0.70, 0.12, 0.08, 0.06, 0.04)
+    # Verification ("is each of these a real item of the topic?"), per asked item. Chain-of-
+    # Verification (Dhuliawala et al., arXiv 2309.11495, Table 1, Llama 65B, Wikidata list
+    # questions, two-step: one separate prompt answers every check, as ours does) kept 0.38 of
+    # 0.59 correct entities per answer and 0.68 of 2.95 hallucinated ones. So a real item the
+    # model knows is called not real with 1 - 0.38/0.59 = 0.36, an invented one is caught with
+    # 1 - 0.68/2.95 = 0.77. Neither paper nor any source found gives the rate for a real item
+    # the model cannot recall: it recognises some (recognition beats recall) but has less to go
+    # on than for items it knows, so halfway between the two measured rates is assumed.
+    p_false_reject_known: float = 0.36
+    p_reject_unknown_real: float = 0.56
+    p_reject_invented: float = 0.77
+    # An item left out of the verification answer (answers to long batches are not always
+    # complete); assumed.
+    verify_skip_rate: float = 0.02
+    # Verification answer formats (weights): the JSON asked for, fenced JSON, numbered lines
+    # ("1. Oslo — yes"). Same shares as format_weights, its three line formats pooled.
+    verify_format_weights: tuple[float, float, float] = (0.70, 0.12, 0.18)
     # Faults, per call: 429 with Retry-After, 500, a hang (no answer), a truncated answer
     # (finish_reason "length"), garbled text. Typical public-API error rates are ~0.1-2%.
     rate_limit_rate: float = 0.01
@@ -82,7 +99,9 @@ class SimParams:
         rates = {
             field.name: getattr(self, field.name)
             for field in dataclasses.fields(self)
-            if field.name.endswith("_rate") or field.name in {"tail_recall", "head_quantile", "obey_max"}
+            if field.name.endswith("_rate")
+            or field.name.startswith("p_")
+            or field.name in {"tail_recall", "head_quantile", "obey_max"}
         }
         for name, value in rates.items():
             if not 0.0 <= value <= 1.0:
@@ -102,6 +121,9 @@ class SimParams:
             raise ConfigError("sim latency parameters must be non-negative (tokens_per_s > 0)")
         if len(self.format_weights) != 5 or min(self.format_weights) < 0 or sum(self.format_weights) <= 0:
             raise ConfigError("sim format_weights must be 5 non-negative weights, not all zero")
+        verify_weights = self.verify_format_weights
+        if len(verify_weights) != 3 or min(verify_weights) < 0 or sum(verify_weights) <= 0:
+            raise ConfigError("sim verify_format_weights must be 3 non-negative weights, not all zero")
 
     def replace(self, **changes: object) -> SimParams:
         """A copy with ``changes`` applied (validated again)."""
@@ -109,13 +131,14 @@ class SimParams:
 
     @classmethod
     def ideal(cls) -> SimParams:
-        """A perfectly obedient, fault-free model: the lower bound that benchmarks compare to."""
+        """A perfectly obedient, fault-free model and verifier: the lower bound benchmarks compare to."""
         return cls(
             obey_max=1.0, obey_half_list=1e12, context_known_limit=10**9, stray_rate=0.0,
             alternate_name_rate=0.0, surface_variant_rate=0.0, invented_rate=0.0,
             invented_rate_exhausted=0.0, tail_recall=1.0, rate_limit_rate=0.0,
             server_error_rate=0.0, hang_rate=0.0, truncate_rate=0.0, garble_rate=0.0,
-            time_scale=0.0,
+            p_false_reject_known=0.0, p_reject_unknown_real=0.0, p_reject_invented=1.0,
+            verify_skip_rate=0.0, time_scale=0.0,
         )  # fmt: skip
 
     @classmethod

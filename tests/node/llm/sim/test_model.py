@@ -8,6 +8,8 @@ behaviour, not the seeds.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import random
 import statistics
 from collections import Counter
@@ -17,14 +19,17 @@ import pytest
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from node.errors import ConfigError
 from node.llm.base import ChatMessage
 from node.llm.sim.model import Fault, SimulatedModel
 from node.llm.sim.params import SimParams
-from node.llm.sim.reading import SimRequest, read_request
+from node.llm.sim.reading import SimRequest, TaskKind, read_request
 from node.llm.sim.scope import letter_range_label, resolve_scope
 from node.llm.sim.universe import Universe, UniverseItem
 from node.normalize import entry_id, normal_form
 from node.parser import AnswerFormat, parse_answer
+from node.prompts import PromptTemplates, build_verify_prompt
+from node.verdicts import parse_verdicts
 from tests.node.llm.sim.conftest import enumeration_messages, split_messages
 
 WORLD = "countries of the world"
@@ -488,3 +493,240 @@ def test_fault_rng_decides_the_fault_and_rng_the_content(countries: Universe) ->
     answers = [model.respond(messages, random.Random("content"), fault_rng=random.Random(n)) for n in range(12)]
     assert {answer.fault for answer in answers} == {Fault.NONE, Fault.RATE_LIMIT}
     assert len({answer.text for answer in answers if answer.fault is Fault.NONE}) == 1
+
+
+# --- verification ---------------------------------------------------------------------------
+
+NORWAY = ("Northern Europe", "Norway")
+VERIFY_BATCH = 40
+
+
+def _verify_messages(items: Sequence[str], partition: Sequence[str] = NORWAY) -> tuple[ChatMessage, ...]:
+    """The node's real verification prompt."""
+    return build_verify_prompt(PromptTemplates(), topic=EUROPE, partition=partition, items=items)
+
+
+def _verdicts(model: SimulatedModel, names: Sequence[str], *, seed: str) -> list[tuple[str, bool]]:
+    """The verdicts on ``names``, asked in batches of VERIFY_BATCH, one seeded call per batch."""
+    verdicts: list[tuple[str, bool]] = []
+    for start in range(0, len(names), VERIFY_BATCH):
+        request = _request(_verify_messages(names[start : start + VERIFY_BATCH]))
+        verdicts.extend(model.verify_items(request, random.Random(f"{seed}:{start}")))
+    return verdicts
+
+
+def _assert_binomial(hits: int, trials: int, p: float) -> None:
+    """``hits`` of ``trials`` is within 4.5 standard deviations of the rate ``p``."""
+    sd = math.sqrt(max(p * (1 - p), 1e-9) / trials)
+    assert abs(hits / trials - p) < 4.5 * sd + 1e-9, (hits, trials, p)
+
+
+def _known_names(cities: Universe, model: SimulatedModel, count: int) -> list[str]:
+    known = sorted(model.known_items())
+    return [cities.items[index].name for index in random.Random("known").sample(known, count)]
+
+
+def _unknown_real_names(cities: Universe, model: SimulatedModel, count: int) -> list[str]:
+    """Real items the model does not know, and whose names no known item shares (homonyms)."""
+    known = model.known_items()
+    names = [
+        item.name
+        for index, item in enumerate(cities.items)
+        if index not in known and not set(model.real_indices_of(item.name)) & known
+    ]
+    return random.Random("unknown").sample(names, min(count, len(names)))
+
+
+@functools.cache
+def _inventions(cities: Universe) -> tuple[str, ...]:
+    """Names the realistic model invents (halves of two real names spliced), 2,000 or so."""
+    inventing = SimulatedModel(cities, SimParams.fault_free().replace(invented_rate=1.0))
+    request = _request(enumeration_messages(EUROPE, [], count=50))
+    return tuple(name for seed in range(40) for name in inventing.enumerate_items(request, random.Random(seed)))
+
+
+def test_verify_confirms_known_items_at_one_minus_the_false_reject_rate(
+    cities: Universe, cities_model: SimulatedModel
+) -> None:
+    """Items the model knows are called real with probability 1 - p_false_reject_known."""
+    verdicts = _verdicts(cities_model, _known_names(cities, cities_model, 2000), seed="known")
+    _assert_binomial(sum(real for _, real in verdicts), len(verdicts), 1 - cities_model.params.p_false_reject_known)
+
+
+def test_verify_rejects_real_items_the_model_does_not_know_at_their_rate(
+    cities: Universe, cities_model: SimulatedModel
+) -> None:
+    """Long-tail items outside the model's knowledge are called not real at p_reject_unknown_real."""
+    names = _unknown_real_names(cities, cities_model, 2000)
+    assert len(names) >= 500  # tail_recall 0.55: the model does not know a good share of the tail
+    verdicts = _verdicts(cities_model, names, seed="unknown")
+    rejected = sum(not real for _, real in verdicts)
+    _assert_binomial(rejected, len(verdicts), cities_model.params.p_reject_unknown_real)
+
+
+def test_verify_rejects_invented_names_at_their_rate(cities: Universe, cities_model: SimulatedModel) -> None:
+    """The model's own inventions are called not real at p_reject_invented; few read as real names."""
+    inventions = _inventions(cities)
+    unresolved = [name for name in inventions if not cities_model.real_indices_of(name)]
+    # A splice one letter off a real name reads as that name (the model would take it so too).
+    assert len(unresolved) / len(inventions) > 0.97
+    verdicts = _verdicts(cities_model, unresolved, seed="invented")
+    rejected = sum(not real for _, real in verdicts)
+    _assert_binomial(rejected, len(verdicts), cities_model.params.p_reject_invented)
+
+
+def test_verify_skips_items_at_the_skip_rate_and_keeps_the_asked_order(
+    cities: Universe, cities_model: SimulatedModel
+) -> None:
+    """Now and then an item is left out; the answered ones keep the order they were asked in."""
+    asked = _known_names(cities, cities_model, 4000)
+    verdicts = _verdicts(cities_model, asked, seed="skips")
+    _assert_binomial(len(asked) - len(verdicts), len(asked), cities_model.params.verify_skip_rate)
+    answered = iter(asked)
+    assert all(any(item == name for name in answered) for item, _ in verdicts)  # a subsequence
+
+
+def test_verify_resolves_surface_variants_and_alternate_names(cities: Universe, cities_model: SimulatedModel) -> None:
+    """"St." for Saint, lost accents, case, one letter doubled or dropped, alternate names: the real item."""
+    index_of = {item.name: index for index, item in enumerate(cities.items)}
+    for variant, name in [
+        ("St. Petersburg", "Saint Petersburg"),
+        ("S. Severo", "San Severo"),
+        ("Marseile", "Marseille"),
+        ("Marsseille", "Marseille"),
+        ("MARSEILLE", "Marseille"),
+        ("Tromso", "Tromsø"),
+    ]:
+        assert index_of[name] in cities_model.real_indices_of(variant), variant
+    with_alternates = [(index, item) for index, item in enumerate(cities.items) if item.alternate_names][:200]
+    assert all(index in cities_model.real_indices_of(item.alternate_names[0]) for index, item in with_alternates)
+    assert cities_model.real_indices_of("Bergenovo") == ()
+    assert cities_model.real_indices_of("!!!") == ()
+
+
+def test_model_recognises_its_own_surface_variants_of_longer_names(cities: Universe) -> None:
+    """Every variant the model writes of a name of six letters or more resolves to a real item."""
+    writing_variants = SimulatedModel(cities, SimParams.ideal().replace(surface_variant_rate=1.0))
+    request = _request(enumeration_messages(EUROPE, [], count=50))
+    variants = [name for seed in range(20) for name in writing_variants.enumerate_items(request, random.Random(seed))]
+    longer = [name for name in variants if len(normal_form(name)) >= 6]
+    assert len(longer) > 500
+    assert all(writing_variants.real_indices_of(name) for name in longer)
+
+
+def test_ideal_verifier_is_never_wrong_and_answers_every_item(
+    cities: Universe, ideal_cities_model: SimulatedModel
+) -> None:
+    """With ideal() params: every real item (any part, any variant) is real, every invention not."""
+    real = [item.name for item in random.Random("ideal").sample(cities.items, 300)] + ["St. Petersburg", "Paris"]
+    invented = [name for name in _inventions(cities) if not ideal_cities_model.real_indices_of(name)][:300]
+    asked = real + invented
+    random.Random("shuffle").shuffle(asked)
+    truth = {name: name not in invented for name in asked}
+    for start in range(0, len(asked), VERIFY_BATCH):
+        batch = asked[start : start + VERIFY_BATCH]
+        verdicts = ideal_cities_model.verify_items(_request(_verify_messages(batch)), random.Random(start))
+        assert verdicts == [(name, truth[name]) for name in batch]
+
+
+def test_real_items_outside_the_asked_part_are_still_real(ideal_cities_model: SimulatedModel) -> None:
+    """Asked about Norway, the ideal verifier still calls Paris and Lyon real: the topic is what is asked."""
+    request = _request(_verify_messages(["Paris", "Lyon", "Oslo", "Bergenovo"], NORWAY))
+    verdicts = ideal_cities_model.verify_items(request, random.Random(0))
+    assert verdicts == [("Paris", True), ("Lyon", True), ("Oslo", True), ("Bergenovo", False)]
+
+
+def test_every_verify_format_parses_back_to_the_verdicts(ideal_cities_model: SimulatedModel) -> None:
+    """JSON, fenced JSON and numbered lines ("1. Oslo — yes") all occur and give the verdicts back."""
+    items = ["Oslo", "Bergenovo", "St. Petersburg", "Tromsø", "Osloviko", 'Le "Petit" Quevilly']
+    truth = {0: True, 1: False, 2: True, 3: True, 4: False, 5: True}  # Le Petit-Quevilly is real
+    formats: Counter[str] = Counter()
+    for seed in range(100):
+        answer = ideal_cities_model.respond(_verify_messages(items), random.Random(seed))
+        assert answer.fault is Fault.NONE and answer.request.kind is TaskKind.VERIFY
+        assert parse_verdicts(answer.text, items) == truth, answer.text
+        formats["json" if answer.text.startswith("{") else "fenced" if "```json" in answer.text else "lines"] += 1
+    assert set(formats) == {"json", "fenced", "lines"}
+
+
+def test_verify_answers_are_mostly_the_json_asked_for(cities: Universe, cities_model: SimulatedModel) -> None:
+    """About 70% of answers are bare JSON; every answer judges nearly every item."""
+    items = _known_names(cities, cities_model, VERIFY_BATCH)
+    messages = _verify_messages(items)
+    json_answers = 0
+    judged = 0
+    for seed in range(300):
+        text = cities_model.respond(messages, random.Random(seed)).text
+        try:
+            json_answers += isinstance(json.loads(text).get("verdicts"), list)
+        except ValueError:
+            pass
+        judged += len(parse_verdicts(text, items))
+    _assert_binomial(json_answers, 300, cities_model.params.verify_format_weights[0])
+    assert judged / (300 * len(items)) > 0.95  # skip rate 0.02
+
+
+def test_verify_is_deterministic_per_seed(cities: Universe, cities_model: SimulatedModel) -> None:
+    """The same seed gives the same answer; different seeds give different ones."""
+    messages = _verify_messages(_known_names(cities, cities_model, 30) + list(_inventions(cities)[:10]))
+    assert cities_model.respond(messages, random.Random("a")) == cities_model.respond(messages, random.Random("a"))
+    assert len({cities_model.respond(messages, random.Random(f"s{n}")).text for n in range(8)}) == 8
+
+
+def test_verify_usage_counts_prompt_and_answer_tokens(cities_model: SimulatedModel) -> None:
+    """Tokens as for other calls: prompt characters / 4 and answer characters / 4."""
+    messages = _verify_messages(["Oslo", "Bergen", "Bergenovo"])
+    answer = cities_model.respond(messages, random.Random(3))
+    assert answer.usage.prompt_tokens == sum(len(message.content) for message in messages) // 4
+    assert answer.usage.completion_tokens == max(1, len(answer.text) // 4)
+
+
+def test_verify_of_no_items_answers_an_empty_verdict_list(cities_model: SimulatedModel) -> None:
+    """A verification prompt whose list is empty gets the empty JSON answer."""
+    messages = [ChatMessage("user", "Topic: cities of Europe\nCheck each item below: is it a real city?\nItems (0): []")]
+    answer = cities_model.respond(messages, random.Random(0))
+    assert answer.request.kind is TaskKind.VERIFY
+    assert json.loads(answer.text) == {"verdicts": []}
+
+
+@pytest.mark.parametrize(
+    ("rates", "fault"),
+    [({"rate_limit_rate": 1.0}, Fault.RATE_LIMIT), ({"server_error_rate": 1.0}, Fault.SERVER_ERROR),
+     ({"hang_rate": 1.0}, Fault.HANG)],
+)  # fmt: skip
+def test_transport_faults_apply_to_verification(countries: Universe, rates: dict[str, float], fault: Fault) -> None:
+    """A verification call fails like any other: no text, the prompt's tokens counted."""
+    model = SimulatedModel(countries, SimParams.fault_free().replace(**rates))
+    answer = model.respond(_verify_messages(["Norway", "Norvania"]), random.Random(0))
+    assert answer.fault is fault and answer.text == "" and answer.usage.prompt_tokens > 0
+
+
+def test_truncated_and_garbled_verification_answers(countries: Universe, countries_model: SimulatedModel) -> None:
+    """A truncated answer is a cut prefix ("length"); a garbled one judges (almost) nothing."""
+    items = [item.name for item in countries.items[:20]]
+    messages = _verify_messages(items)
+    truncating = SimulatedModel(countries, SimParams.fault_free().replace(truncate_rate=1.0))
+    garbling = SimulatedModel(countries, SimParams.fault_free().replace(garble_rate=1.0))
+    for seed in range(20):
+        cut = truncating.respond(messages, random.Random(seed))
+        whole = countries_model.respond(messages, random.Random(seed))
+        assert cut.fault is Fault.TRUNCATED and cut.finish_reason == "length"
+        assert whole.text.startswith(cut.text) and len(cut.text) < len(whole.text)
+        assert len(parse_verdicts(garbling.respond(messages, random.Random(seed)).text, items)) <= 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"p_false_reject_known": -0.1},
+        {"p_reject_unknown_real": 1.5},
+        {"p_reject_invented": 2.0},
+        {"verify_skip_rate": -0.01},
+        {"verify_format_weights": (0.0, 0.0, 0.0)},
+        {"verify_format_weights": (1.0, 1.0)},
+    ],
+)
+def test_verifier_parameters_are_validated(change: dict[str, object]) -> None:
+    """Verifier rates outside [0, 1] and malformed format weights are refused."""
+    with pytest.raises(ConfigError):
+        SimParams().replace(**change)

@@ -7,7 +7,15 @@ import time
 import pytest
 
 from node.llm.base import ChatMessage
-from node.llm.sim.reading import DEFAULT_COUNT, DEFAULT_MAX_PARTS, MAX_COUNT, TaskKind, read_request
+from node.llm.sim.reading import (
+    DEFAULT_COUNT,
+    DEFAULT_MAX_PARTS,
+    MAX_COUNT,
+    MAX_VERIFY_ITEMS,
+    TaskKind,
+    read_request,
+)
+from node.prompts import PromptTemplates, build_verify_prompt
 from tests.node.llm.sim.conftest import enumeration_messages, split_messages
 
 
@@ -166,3 +174,134 @@ def test_garbage_prompts_are_read_in_linear_time(text: str) -> None:
     request = read_request(_user(text))
     assert time.perf_counter() - started < 1.0
     assert request.kind is TaskKind.ENUMERATE
+
+
+# --- verification prompts --------------------------------------------------------------------
+
+
+def _verify_messages(topic: str, partition: list[str], items: list[str]) -> tuple[ChatMessage, ...]:
+    """The node's real verification prompt."""
+    return build_verify_prompt(PromptTemplates(), topic=topic, partition=partition, items=items)
+
+
+def test_default_verify_prompt_is_read_back_exactly() -> None:
+    """A verification prompt is VERIFY with its topic, part and every item (accents, quotes, commas)."""
+    items = ["Oslo", "Bergenovo", "Tromsø", 'Le "Petit" Quevilly', "Aix-en-Provence, la ville"]
+    messages = _verify_messages("cities of Europe", ["Northern Europe", "Norway"], items)
+
+    request = read_request(messages)
+
+    assert request.kind is TaskKind.VERIFY
+    assert request.topic == "cities of Europe"
+    assert request.part == ("Northern Europe", "Norway")
+    assert request.items == tuple(items)
+    assert request.count == len(items)
+    assert request.known == ()
+    assert request.prompt_chars == sum(len(message.content) for message in messages)
+
+
+def test_items_that_look_like_cues_stay_items_of_a_verification() -> None:
+    """Items named "Split", "Known Town" or "List 5 Cities" are data: still VERIFY, no known list."""
+    items = ["Split", "Known Town", "Already", "List 5 Cities", "Divide"]
+    request = read_request(_verify_messages("cities of Europe", [], items))
+    assert request.kind is TaskKind.VERIFY
+    assert request.items == tuple(items)
+    assert request.known == ()
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        ["Verify", "Check each item below: is it a real, existing item?"],
+        ["Verification Point", "Fact-check Island", "Is it a real city"],
+    ],
+)
+def test_enumeration_whose_known_entries_say_verify_is_still_an_enumeration(known: list[str]) -> None:
+    """Verification cue words inside the known list are data, not the instruction."""
+    request = read_request(enumeration_messages("cities of Europe", ["France"], known=known, count=9))
+    assert request.kind is TaskKind.ENUMERATE
+    assert request.known == tuple(known)
+    assert request.count == 9
+    assert request.items == ()
+
+
+def test_enumeration_whose_topic_or_part_says_verify_is_still_an_enumeration() -> None:
+    """Cue words in the Topic: and Part: lines do not make an enumeration a verification."""
+    request = read_request(
+        enumeration_messages("tools to verify and fact-check claims", ["Check each item", "Is it a real one"], count=6)
+    )
+    assert request.kind is TaskKind.ENUMERATE
+    assert request.part == ("Check each item", "Is it a real one")
+    assert request.count == 6
+
+
+def test_split_whose_topic_says_verify_is_still_a_split() -> None:
+    """A split prompt about a "verification" topic is a split."""
+    request = read_request(split_messages("verification tools: check each item", ["Is it a real one"], max_parts=4))
+    assert request.kind is TaskKind.SPLIT
+    assert request.max_parts == 4
+    assert request.items == ()
+
+
+def test_enumeration_instruction_that_mentions_checking_is_still_an_enumeration() -> None:
+    """"List 10 more … verify each is real" asks for a list: the count cue makes it an enumeration."""
+    text = 'Topic: rivers\nList 10 more rivers; verify each one is real first.\nKnown items: ["Nile"]'
+    request = read_request(_user(text))
+    assert request.kind is TaskKind.ENUMERATE
+    assert request.known == ("Nile",)
+    assert request.count == 10
+
+
+@pytest.mark.parametrize(
+    "listing",
+    ["- Oslo\n- Bergenovo\n\n* Tromsø\n", "1. Oslo\n2) Bergenovo\n3. Tromsø\n", "\n\n• Oslo\n• Bergenovo\n• Tromsø"],
+    ids=["bullets", "numbered", "blank-lines-first"],
+)
+def test_bulleted_or_numbered_items_are_read(listing: str) -> None:
+    """Without a JSON array, the bulleted or numbered lines after "Items:" are the items."""
+    text = f"Topic: cities\nCheck each item below: is it a real city?\nItems:\n{listing}\nAnswer yes or no for each."
+    request = read_request(_user(text))
+    assert request.kind is TaskKind.VERIFY
+    assert request.items == ("Oslo", "Bergenovo", "Tromsø")
+
+
+def test_items_without_an_items_line_are_the_list_after_the_cue() -> None:
+    """"Verify these: [...]" gives the array after the cue as the items."""
+    request = read_request(_user('Topic: cities of Europe\nVerify that these exist: ["Oslo", "Bergenovo"]'))
+    assert request.kind is TaskKind.VERIFY
+    assert request.items == ("Oslo", "Bergenovo")
+
+
+def test_verify_items_are_bounded() -> None:
+    """At most MAX_VERIFY_ITEMS items are read, as JSON or as lines; the rest are ignored."""
+    many = [f"Town {number}" for number in range(MAX_VERIFY_ITEMS + 50)]
+    assert read_request(_verify_messages("towns", [], many)).items == tuple(many[:MAX_VERIFY_ITEMS])
+    lines = "\n".join(f"- {name}" for name in many)
+    request = read_request(_user(f"Topic: towns\nCheck each item: is it a real town?\nItems:\n{lines}\n"))
+    assert request.items == tuple(many[:MAX_VERIFY_ITEMS])
+
+
+def test_verify_items_keep_strings_and_numbers_only() -> None:
+    """Non-scalar JSON items are skipped, numbers become text."""
+    request = read_request(_user('Topic: x\nCheck each item: is it real?\nItems: [1, "a", null, ["b"], {"c": 1}]'))
+    assert request.kind is TaskKind.VERIFY
+    assert request.items == ("1", "a")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Check each item: is it a real one?\nItems: " + "[" * 500_000,
+        "Check each item: is it a real one?\nItems:\n" + "-    " * 200_000,
+        "Check each item: is it a real one?\nItems:\n" + "- a\n" * 200_000,
+        "Verify " + "\n" * 200_000,
+        "Items:" + " " * 500_000 + "x",
+    ],
+    ids=["deep-brackets", "bullet-run", "many-lines", "newlines", "spaces"],
+)
+def test_garbage_verify_prompts_are_read_in_linear_time(text: str) -> None:
+    """Pathological verification prompts neither raise nor take long."""
+    started = time.perf_counter()
+    request = read_request(_user(text))
+    assert time.perf_counter() - started < 1.0
+    assert len(request.items) <= MAX_VERIFY_ITEMS
