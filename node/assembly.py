@@ -35,6 +35,7 @@ from node.records import CapacityRecord, Record, index_label
 from node.replication import RecordExchange
 from node.state import NodeState
 from node.store import Store
+from node.verifier import Verifier
 from partitioning.planner import Planner
 
 __all__ = ["Node", "Progress", "ExhaustionTracker", "exhaustion_estimate", "INCARNATION_CHECK_S"]
@@ -149,6 +150,7 @@ class Node:
         cluster: ClusterMember,
         address: str,
         planner: Planner | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -161,6 +163,7 @@ class Node:
         self.cluster = cluster
         self.address = address
         self.planner = planner  # None without partitioning
+        self.verifier = verifier  # None without verification calls
         self._saved_incarnation = store.identity.incarnation
         self._keeper: asyncio.Task[None] | None = None
         self._left = False
@@ -205,7 +208,7 @@ class Node:
         )
         built: LLMBackend | None = None
         try:
-            state = NodeState()
+            state = NodeState(policy=config.verification)
             keyed = await store.load_keyed()
             state.apply_all(record for _, record in keyed)
             node = store.identity.name
@@ -215,16 +218,29 @@ class Node:
             )  # fmt: skip
             built = backend()
             writer = (
-                ListFileWriter(state.entries, config.data_dir, debounce_s=config.list_debounce_s) if list_file else None
+                ListFileWriter(state.entries, config.data_dir, debounce_s=config.list_debounce_s,
+                               status=lambda line: state.status(line).value)  # fmt: skip
+                if list_file
+                else None
             )
             tracker = ExhaustionTracker(state, config.stop)
             clock = HybridClock(wall)
             changed = writer.changed if writer is not None else lambda: None
             exchange = RecordExchange(store=store, state=state, clock=clock, on_change=changed)
 
+            verifier: Verifier | None = None
+
             def committed(records: Sequence[Record]) -> None:
                 exchange.committed(records)
+                if verifier is not None:
+                    verifier.committed(records)
                 on_committed(records)
+
+            if config.verification.call_share > 0:
+                verifier = Verifier(
+                    state=state, store=store, clock=clock, backend=built, topic=config.topic,
+                    on_committed=committed, on_change=changed,
+                )  # fmt: skip
 
             producer_rng = random.Random(rng.getrandbits(64))
             local = config.gossip_profile == "local"
@@ -252,6 +268,7 @@ class Node:
                 clock=clock,
                 topic=config.topic,
                 partitions=planner,
+                verifier=verifier,
                 should_stop=planner.reason_to_stop if planner is not None else tracker.reason_to_stop,
                 on_change=changed,
                 on_committed=committed,
@@ -267,6 +284,7 @@ class Node:
         return cls(
             config=config, store=store, state=state, backend=built, writer=writer, tracker=tracker,
             exchange=exchange, producer=producer, cluster=cluster, address=address, planner=planner,
+            verifier=verifier,
         )  # fmt: skip
 
     async def start(self) -> None:

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from node.config import LLMSettings, NodeConfig
 from node.errors import ConfigError, NodeError
+from node.evidence import VerificationPolicy
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
 from node.runtime import CannotListen, Progress, run_node
@@ -122,6 +123,8 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
 @click.option("--partitioning/--no-partitioning", default=True, show_default=True,
               help="Divide the topic into parts (an LLM-made plan, split and retired as it goes); off = every call is about the whole topic.")
+@click.option("--verify-share", type=click.FloatRange(0.0, 1.0), default=VerificationPolicy().call_share, show_default=True,
+              help="Largest share of LLM calls spent verifying entries generated only once (0 = no verification calls).")
 @click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts, show_default=True,
               help="Sub-categories asked for when a part is split.")
 @click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
@@ -177,6 +180,7 @@ def _build_config(options: dict[str, Any]) -> NodeConfig:
             max_calls=options["max_calls"],
         ),
         partitioning=PartitionConfig(enabled=options["partitioning"], max_split_parts=options["max_split_parts"]),
+        verification=VerificationPolicy(call_share=options["verify_share"]),
         exit_when_done=options["exit_when_done"],
     )
 

@@ -25,6 +25,7 @@ from node.records import (
     PlanAction,
     PlanRecord,
     Record,
+    VerdictRecord,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ _ENTRY = 1
 _OBSERVATION = 2
 _PLAN = 3
 _CAPACITY = 4
+_VERDICT = 5
 MAX_CONCURRENCY = 256  # matches ProducerConfig's bound
 _PLAN_CODES = {PlanAction.SPLIT: 0, PlanAction.RETIRE: 1}
 _PLAN_BY_CODE = {code: action for action, code in _PLAN_CODES.items()}
@@ -74,6 +76,8 @@ def encode_record(record: Record) -> bytes:
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
     elif isinstance(record, CapacityRecord):
         body = [_CAPACITY, record.node, record.concurrency, record.hlc]
+    elif isinstance(record, VerdictRecord):
+        body = [_VERDICT, record.entry, record.real, record.node, record.call, record.partition, record.hlc]
     else:
         body = [
             _PLAN, _PLAN_CODES[record.action], record.partition, list(record.children), record.node, record.hlc,
@@ -164,6 +168,17 @@ def decode_record(data: bytes) -> Record:
         )
     if kind == _PLAN and len(body) == 7:
         return _decode_plan(body)
+    if kind == _VERDICT and len(body) == 7:
+        if not isinstance(body[2], bool):
+            raise RecordDecodeError("verdict.real must be a boolean")
+        return VerdictRecord(
+            entry=_entry_id(body[1], "verdict.entry"),
+            real=body[2],
+            node=_text(body[3], "verdict.node", MAX_NAME_CHARS),
+            call=_uint(body[4], "verdict.call"),
+            partition=_text(body[5], "verdict.partition", MAX_PARTITION_CHARS, allow_empty=True),
+            hlc=_uint(body[6], "verdict.hlc"),
+        )
     if kind == _CAPACITY and len(body) == 4:
         concurrency = _uint(body[2], "capacity.concurrency", MAX_CONCURRENCY)
         if concurrency < 1:

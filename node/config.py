@@ -10,6 +10,7 @@ from typing import Literal
 
 from node.errors import ConfigError
 from node.estimate import StopRule
+from node.evidence import VerificationPolicy
 from node.producer import ProducerConfig
 from partitioning.config import PartitionConfig
 
@@ -61,6 +62,8 @@ class NodeConfig:
     producer: ProducerConfig = field(default_factory=ProducerConfig)
     stop: StopRule = field(default_factory=StopRule)  # when the topic counts as exhausted (no partitioning)
     partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
+    # statuses and verification calls; every node of a cluster must use the same rules
+    verification: VerificationPolicy = field(default_factory=VerificationPolicy)
     host: str = "127.0.0.1"  # address the node's port binds (gossip, API, page)
     port: int = 7070  # the node's one port; 0 = any free port
     advertise: str | None = None  # host:port peers should use (default: the bound address)

@@ -1,7 +1,8 @@
 """The global list as files: JSON lines, CSV and plain text; and the atomic ``list.jsonl`` writer.
 
-Every format is rendered from the ``GlobalList`` in its order, so two nodes holding the same
-set write byte-identical files. ``ListFileWriter`` rewrites ``DATA_DIR/list.jsonl`` atomically
+Every format is rendered from the ``GlobalList`` in its order, with each line's status; rejected
+lines (verified not real) are left out. Two nodes holding the same set write byte-identical
+files. ``ListFileWriter`` rewrites ``DATA_DIR/list.jsonl`` atomically
 (write a temp file in the same directory, fsync, rename over, fsync the directory): a reader
 sees the old file or the new one, never half of one. Rewrites are debounced — many changes in
 a burst cost one write — and the last change is always written on ``flush``/``aclose``.
@@ -15,21 +16,37 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from node.aio import first_of
 from node.global_list import GlobalList, ListEntry
 
-__all__ = ["entry_json", "iter_jsonl", "iter_csv", "iter_txt", "ListFileWriter", "LIST_FILENAME", "EXPORT_FORMATS"]
+__all__ = [
+    "entry_json", "iter_jsonl", "iter_csv", "iter_txt", "ListFileWriter", "LIST_FILENAME", "EXPORT_FORMATS", "StatusOf",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 LIST_FILENAME = "list.jsonl"
 EXPORT_FORMATS = ("jsonl", "csv", "txt")
 
+StatusOf = Callable[[ListEntry], str]
+"""A line's status (``node.evidence``); rejected lines are left out of every file."""
 
-def entry_json(line: ListEntry) -> dict[str, object]:
+
+def _unverified(line: ListEntry) -> str:
+    return "unconfirmed"
+
+
+def _listed(entries: GlobalList, status: StatusOf) -> Iterator[tuple[ListEntry, str]]:
+    for line in entries:
+        value = status(line)
+        if value != "rejected":
+            yield line, value
+
+
+def entry_json(line: ListEntry, status: str = "unconfirmed") -> dict[str, object]:
     """One list line as the API and ``list.jsonl`` show it."""
     record = line.record
     return {
@@ -39,25 +56,26 @@ def entry_json(line: ListEntry) -> dict[str, object]:
         "origin": record.origin,
         "hlc": record.hlc,
         "aliases": [alias.text for alias in line.aliases],
+        "status": status,
     }
 
 
-def iter_jsonl(entries: GlobalList) -> Iterator[str]:
-    for line in entries:
-        yield json.dumps(entry_json(line), ensure_ascii=False, separators=(",", ":")) + "\n"
+def iter_jsonl(entries: GlobalList, status: StatusOf = _unverified) -> Iterator[str]:
+    for line, value in _listed(entries, status):
+        yield json.dumps(entry_json(line, value), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def iter_csv(entries: GlobalList) -> Iterator[str]:
+def iter_csv(entries: GlobalList, status: StatusOf = _unverified) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["text", "aliases", "partition", "id", "origin", "hlc"])
-    for line in entries:
+    writer.writerow(["text", "aliases", "partition", "id", "origin", "hlc", "status"])
+    for line, value in _listed(entries, status):
         record = line.record
         aliases = "; ".join(alias.text for alias in line.aliases)
         # A leading =, +, - or @ would make a spreadsheet run the cell as a formula: entries are
         # LLM output, so neutralise it (OWASP CSV injection).
         cells = [_csv_safe(record.text), _csv_safe(aliases), _csv_safe(record.partition),
-                 record.id, _csv_safe(record.origin), str(record.hlc)]  # fmt: skip
+                 record.id, _csv_safe(record.origin), str(record.hlc), value]  # fmt: skip
         writer.writerow(cells)
         yield buffer.getvalue()
         buffer.seek(0)
@@ -69,16 +87,19 @@ def _csv_safe(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def iter_txt(entries: GlobalList) -> Iterator[str]:
-    for line in entries:
+def iter_txt(entries: GlobalList, status: StatusOf = _unverified) -> Iterator[str]:
+    for line, _ in _listed(entries, status):
         yield line.record.text.replace("\n", " ") + "\n"
 
 
 class ListFileWriter:
     """Keeps ``DATA_DIR/list.jsonl`` current; call ``changed()`` whenever the list changes."""
 
-    def __init__(self, entries: GlobalList, data_dir: Path, *, debounce_s: float = 1.0) -> None:
+    def __init__(
+        self, entries: GlobalList, data_dir: Path, *, debounce_s: float = 1.0, status: StatusOf = _unverified
+    ) -> None:
         self._entries = entries
+        self._status = status
         self._path = data_dir / LIST_FILENAME
         self._debounce_s = debounce_s
         self._dirty = asyncio.Event()
@@ -115,7 +136,7 @@ class ListFileWriter:
             if not self._dirty.is_set() and self._path.exists():
                 return
             self._dirty.clear()
-            content = "".join(iter_jsonl(self._entries))  # rendered on the loop: a consistent snapshot
+            content = "".join(iter_jsonl(self._entries, self._status))  # rendered on the loop: a consistent snapshot
             await asyncio.to_thread(_write_atomically, self._path, content)
             self.writes += 1
 

@@ -1,6 +1,7 @@
 """The producer loop: ask the LLM for entries nobody has, resolve them, commit them as they arrive.
 
-``concurrency`` workers each repeat: pick a partition → build the prompt with the partition's
+``concurrency`` workers each repeat: verify a batch of weakly evidenced entries when one is due
+(``node.verifier``, within its share of the calls), or pick a partition → build the prompt with the partition's
 known entries within the token budget (the shared-state lever) → stream the answer through
 the parser → resolve every completed item (exact → fuzzy → new) → commit a new entry the
 moment its line completes → at the end of the call, commit the call's observation record.
@@ -34,6 +35,7 @@ from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_enumeration
 from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
 from node.state import NodeState
 from node.store import Store
+from node.verifier import Verifier
 
 __all__ = ["ProducerConfig", "Producer", "ProducerStats", "PartitionSource", "WholeTopic"]
 
@@ -129,6 +131,7 @@ class Producer:
         clock: HybridClock,
         topic: str,
         partitions: PartitionSource | None = None,
+        verifier: Verifier | None = None,
         should_stop: Callable[[], str | None] = lambda: None,
         on_change: Callable[[], None] = lambda: None,
         on_committed: Callable[[Sequence[Record]], None] = lambda records: None,
@@ -143,6 +146,7 @@ class Producer:
         self._clock = clock
         self._topic = topic
         self._partitions = partitions or WholeTopic(state, by_frequency=config.known_by_frequency)
+        self._verifier = verifier
         self._should_stop = should_stop
         self._on_change = on_change
         self._on_committed = on_committed
@@ -210,8 +214,13 @@ class Producer:
 
     async def one_call(self) -> float:
         """Make one LLM call end to end; returns how long to back off before the next."""
+        verifier = self._verifier
+        if verifier is not None and verifier.due(self.stats.calls_started):
+            return self._after_verification(await verifier.verify_once())
         partition = await self._partitions.acquire()
-        if partition is None:  # every partition is done: stop asking
+        if partition is None:  # every partition is done: check what is left to check, then stop
+            if verifier is not None and verifier.due(self.stats.calls_started, final=True):
+                return self._after_verification(await verifier.verify_once())
             self.stop_reason = self.stop_reason or self._should_stop() or "no partition left to work on"
             return 0.0
         try:
@@ -257,6 +266,12 @@ class Producer:
             self._consecutive_failures = 0
             return 0.0
         return self._after_failure(call, failure)
+
+    def _after_verification(self, failure: LLMError | None) -> float:
+        if failure is None:
+            self._consecutive_failures = 0
+            return 0.0
+        return self._after_failure(0, failure)
 
     def _after_failure(self, call: int, failure: LLMError) -> float:
         self.stats.calls_failed += 1

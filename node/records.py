@@ -12,6 +12,8 @@ on the wire and on disk lives with the transport and the store.
   dropped" view are computed from these.
 - ``PlanRecord`` — one event of the partition plan: a partition split into children, or
   retired. The plan itself is a pure function of these (``partitioning.plan``).
+- ``VerdictRecord`` — one verification answer about one entry: the model, asked whether the
+  entry is a real item of the topic, said yes or no (``node.evidence`` turns them into statuses).
 - ``CapacityRecord`` — how many concurrent LLM calls a node runs, so that every node weighs
   it the same when partitions are assigned (``partitioning.assign``); its latest counts.
 
@@ -28,7 +30,7 @@ from node.normalize import EntryId
 
 __all__ = [
     "CapacityRecord", "EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction", "PlanRecord",
-    "Record", "index_label",
+    "Record", "VerdictRecord", "index_label",
 ]  # fmt: skip
 
 
@@ -115,7 +117,19 @@ class CapacityRecord:
     hlc: int
 
 
-Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    """What one verification call said about one entry."""
+
+    entry: EntryId  # the entry judged (as listed when it was asked)
+    real: bool  # the model said it is a real item of the topic
+    node: str  # the node that asked
+    call: int  # that node's verification call number (with ``node``, unique)
+    partition: str  # the entry's partition (filed with it for anti-entropy)
+    hlc: int
+
+
+Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord | VerdictRecord
 """Any replicated record."""
 
 

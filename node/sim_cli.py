@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from node.errors import ConfigError
+from node.evidence import VerificationPolicy
 from node.llm.sim.universe import available_universes
 from node.simulation import NodeEvent, SimConfig, SimReport, SimSample, run_simulation
 from partitioning.config import PartitionConfig
@@ -110,6 +111,9 @@ def cluster_table(report: SimReport) -> Table:
         ("duplicate share of generated items", _percent(cluster["duplicate_share"])),
         ("entries accepted on two nodes at once", f"{cluster['concurrent_duplicates']:,}"),
         ("LLM calls (failed)", f"{cluster['calls']:,} ({cluster['calls_failed']:,})"),
+        ("of which split / verification calls", f"{cluster['split_calls']:,} / {cluster['verify_calls']:,}"),
+        ("rejected lines (worst node) / recall lost to rejection",
+         f"{cluster['rejected_lines_max']:,} / {_percent(cluster['recall_lost_to_rejection'])}"),
         ("tokens", f"{cluster['tokens']:,}"),
         ("gossip: record bytes pushed / all wire bytes",
          f"{_kib(cluster['record_bytes_out'])} / {_kib(cluster['wire_bytes'])}"),
@@ -167,6 +171,8 @@ def _seconds(value: float | None, *, suffix: str = "") -> str:
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
 @click.option("--partitioning/--no-partitioning", default=True, show_default=True,
               help="Divide the topic into parts (an LLM-made plan, split and retired as it goes); off = every call is about the whole topic.")
+@click.option("--verify-share", type=click.FloatRange(0.0, 1.0), default=VerificationPolicy().call_share, show_default=True,
+              help="Largest share of LLM calls spent verifying entries generated only once (0 = no verification calls).")
 @click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts, show_default=True,
               help="Sub-categories asked for when a part is split.")
 @click.option("--loss", type=click.FloatRange(0.0, 1.0), default=0.0, help="Probability each message leg is lost.")
@@ -239,6 +245,7 @@ def _build_config(options: dict[str, Any]) -> SimConfig:
         concurrency=options["concurrency"],
         items_per_call=options["items_per_call"],
         partitioning=PartitionConfig(enabled=options["partitioning"], max_split_parts=options["max_split_parts"]),
+        verification=VerificationPolicy(call_share=options["verify_share"]),
         loss=options["loss"],
         latency_ms=options["latency_ms"],
         partition_at_s=options["partition_at"],

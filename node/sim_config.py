@@ -16,6 +16,7 @@ from typing import Literal
 
 from node.errors import ConfigError
 from node.estimate import StopRule
+from node.evidence import VerificationPolicy
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
 from partitioning.config import PartitionConfig
@@ -62,6 +63,7 @@ class SimConfig:
     items_per_call: int = 20  # entries asked for per call
     partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
     stop: StopRule = field(default_factory=StopRule)  # when a node without partitioning judges the topic done
+    verification: VerificationPolicy = field(default_factory=VerificationPolicy)  # statuses and checks
     loss: float = 0.0  # probability each message leg is lost
     latency_ms: float = 1.0  # one-way network delay
     partition_at_s: float | None = None  # split the first ⌈N/2⌉ nodes from the rest...

@@ -70,17 +70,20 @@ class GroundTruth:
         scope = self._model.scope_for(partition_labels)
         return frozenset(self._truth_id[index] for index in self._model.admitted(scope))
 
-    def quality(self, entries: GlobalList) -> ListQuality:
+    def quality(self, entries: GlobalList, excluded: frozenset[EntryId] = frozenset()) -> ListQuality:
+        """The list as users see it: lines in ``excluded`` (the rejected ones) are left out."""
         covered: set[int] = set()
-        real_lines = leaked = 0
+        real_lines = leaked = lines = 0
         for line in entries:
+            if line.id in excluded:
+                continue
+            lines += 1
             items = {self._item_of[r.id] for r in (line.record, *line.aliases) if r.id in self._item_of}
             item = self._item_of.get(line.record.id)
             if item is not None:
                 real_lines += 1
                 leaked += item in covered
             covered |= items
-        lines = len(entries)
         truth = frozenset(self._truth_id[index] for index in covered)
         return ListQuality(
             lines=lines,
@@ -270,6 +273,11 @@ def cluster_summary(
         "tokens": sum(int(row["tokens"]) for row in nodes),
         "prompt_tokens": sum(int(row["prompt_tokens"]) for row in nodes),
         "split_calls": sum(int(row["split_calls"]) for row in nodes),
+        "verify_calls": sum(int(row["verify_calls"]) for row in nodes),
+        "rejected_lines_max": max((int(row.get("rejected_lines", 0)) for row in nodes), default=0),
+        # real items the list lost because their only lines were (wrongly) rejected, worst node
+        "recall_lost_to_rejection": max((float(row.get("recall_lost_to_rejection", 0.0)) for row in nodes),
+                                        default=0.0),
         "record_bytes_out": sum(int(row["record_bytes_out"]) for row in nodes),
         "wire_bytes": wire_total.bytes,
         "wire_messages": wire_total.messages,

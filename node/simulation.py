@@ -65,6 +65,7 @@ from node.sim_report import (
     rounded_s,
     set_digest,
 )
+from node.verifier import VerifierStats
 from partitioning.planner import PlannerStats
 
 __all__ = [
@@ -105,6 +106,7 @@ class _Totals:
     calls: int = 0  # every LLM call: enumerations and splits
     calls_failed: int = 0
     split_calls: int = 0
+    verify_calls: int = 0
     items: int = 0
     new_entries: int = 0
     tokens: int = 0
@@ -115,16 +117,18 @@ class _Totals:
     def plus(self, node: Node) -> _Totals:
         stats = node.producer.stats
         plan = node.planner.stats if node.planner is not None else PlannerStats()
+        check = node.verifier.stats if node.verifier is not None else VerifierStats()
         gossip = node.cluster.broadcaster.metrics()
         return _Totals(
-            calls=self.calls + stats.calls_started + plan.split_calls,
+            calls=self.calls + stats.calls_started + plan.split_calls + check.calls,
             calls_failed=self.calls_failed + stats.calls_failed,
             split_calls=self.split_calls + plan.split_calls,
+            verify_calls=self.verify_calls + check.calls,
             items=self.items + stats.items,
             new_entries=self.new_entries + stats.new_entries,
             tokens=self.tokens + stats.prompt_tokens + stats.completion_tokens + plan.split_prompt_tokens
-            + plan.split_completion_tokens,
-            prompt_tokens=self.prompt_tokens + stats.prompt_tokens + plan.split_prompt_tokens,
+            + plan.split_completion_tokens + check.prompt_tokens + check.completion_tokens,
+            prompt_tokens=self.prompt_tokens + stats.prompt_tokens + plan.split_prompt_tokens + check.prompt_tokens,
             record_bytes_in=self.record_bytes_in + int(gossip["bytes_in"]),
             record_bytes_out=self.record_bytes_out + int(gossip["bytes_out"]),
         )
@@ -304,6 +308,7 @@ class Simulation:
                                     max_calls=self.config.max_calls),  # fmt: skip
             partitioning=self.config.partitioning,
             stop=self.config.stop,
+            verification=self.config.verification,
             advertise=slot.address,
             seeds=seeds,
             cluster_key=_CLUSTER_KEY,
@@ -448,7 +453,7 @@ class Simulation:
                 nodes.append(NodeSample(slot.name, False, 0, 0, totals.calls, totals.tokens, 0.0, 0.0, 0.0, False,
                                         totals.prompt_tokens))  # fmt: skip
                 continue
-            quality = self.truth.quality(node.state.entries)
+            quality = self.truth.quality(node.state.entries, node.state.rejected_ids())
             union |= quality.covered
             nodes.append(NodeSample(
                 slot.name, True, quality.lines, await node.store.count(), totals.calls, totals.tokens,
@@ -485,6 +490,7 @@ class Simulation:
                 "entries": sample.entries, "calls": totals.calls, "calls_failed": totals.calls_failed,
                 "items": totals.items, "new_entries": totals.new_entries, "tokens": totals.tokens,
                 "prompt_tokens": totals.prompt_tokens, "split_calls": totals.split_calls,
+                "verify_calls": totals.verify_calls,
                 "coverage": sample.coverage, "precision": sample.precision, "alias_leakage": sample.alias_leakage,
                 "record_bytes_in": totals.record_bytes_in, "record_bytes_out": totals.record_bytes_out,
                 "wire_bytes_out": wire.bytes if wire else 0, "wire_messages_out": wire.messages if wire else 0,
@@ -492,7 +498,13 @@ class Simulation:
             }  # fmt: skip
             if node is not None:
                 union_ids |= listed_entry_ids(node.state.entries)
-                union_covered |= self.truth.quality(node.state.entries).covered
+                rejected = node.state.rejected_ids()
+                shown = self.truth.quality(node.state.entries, rejected).covered
+                union_covered |= shown
+                row["rejected_lines"] = len(rejected)
+                row["recall_lost_to_rejection"] = (
+                    len(self.truth.quality(node.state.entries).covered - shown) / self.truth.size
+                )
                 row["entry_ids"] = node.state.entries.entry_count
                 row["topic_partitions"] = len(node.state.partitions())
             nodes.append(row)
@@ -531,7 +543,7 @@ class Simulation:
         node = next((slot.node for slot in self._slots.values() if slot.node is not None), None)
         if node is None or node.planner is None:
             return None
-        covered = self.truth.quality(node.state.entries).covered
+        covered = self.truth.quality(node.state.entries, node.state.rejected_ids()).covered
         return plan_summary(node.planner.plan, node.state, self.truth, covered)
 
     def _event(self, kind: str, node: str | None, detail: str) -> None:

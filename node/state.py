@@ -14,9 +14,19 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from node.global_list import GlobalList
+from node.global_list import GlobalList, ListEntry
 from node.normalize import EntryId
-from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanRecord, Record
+from node.evidence import EntryStatus, Evidence, VerificationPolicy, status_of
+from node.records import (
+    CapacityRecord,
+    EntryRecord,
+    MatchKind,
+    ObservationRecord,
+    ObservedItem,
+    PlanRecord,
+    Record,
+    VerdictRecord,
+)
 
 __all__ = ["MAX_OBSERVATIONS_KEPT", "CallStats", "NodeState"]
 
@@ -41,8 +51,13 @@ class CallStats:
 class NodeState:
     """Not thread-safe; lives on the event loop."""
 
-    def __init__(self, entries: GlobalList | None = None) -> None:
+    def __init__(self, entries: GlobalList | None = None, *, policy: VerificationPolicy | None = None) -> None:
         self.entries = entries if entries is not None else GlobalList()
+        # how evidence becomes a status: every node must use the same (like the dedup parameters)
+        self.policy = policy or VerificationPolicy()
+        self._verdicts: dict[EntryId, dict[tuple[str, int], bool]] = defaultdict(dict)  # entry -> (node, call) -> real
+        self.verdict_count = 0
+        self._rejected: tuple[tuple[int, int, int], frozenset[EntryId]] = ((0, 0, 0), frozenset())
         self._generated: Counter[EntryId] = Counter()  # times each entry was generated, all calls
         self._samples: dict[str, Counter[EntryId]] = defaultdict(Counter)  # partition -> counts
         self._by_partition: dict[str, list[EntryId]] = defaultdict(list)  # in arrival order
@@ -79,6 +94,12 @@ class NodeState:
         if isinstance(record, PlanRecord):
             self._plan.append(record)
             return False
+        if isinstance(record, VerdictRecord):
+            votes = self._verdicts[record.entry]
+            if (record.node, record.call) not in votes:
+                votes[(record.node, record.call)] = record.real
+                self.verdict_count += 1
+            return self.entries.shown(record.entry) is not None  # a status may have changed
         if isinstance(record, CapacityRecord):
             current = self._capacity.get(record.node)
             if current is None or (record.hlc, record.concurrency) > (current.hlc, current.concurrency):
@@ -179,6 +200,37 @@ class NodeState:
         """The concurrency ``node`` last announced, or None if no record of it arrived yet."""
         record = self._capacity.get(node)
         return record.concurrency if record is not None else None
+
+    def evidence(self, line: ListEntry) -> Evidence:
+        """Generations and verdicts of a line: its canonical entry and its aliases together."""
+        generations = real = not_real = 0
+        for record in (line.record, *line.aliases):
+            generations += self._generated[record.id]
+            for verdict in self._verdicts.get(record.id, {}).values():
+                real += verdict
+                not_real += not verdict
+        return Evidence(generations, real, not_real)
+
+    def status(self, line: ListEntry) -> EntryStatus:
+        """The line's status, a pure function of the records (``node.evidence``)."""
+        return status_of(self.evidence(line), self.policy)
+
+    def rejected_ids(self) -> frozenset[EntryId]:
+        """Canonical ids of the rejected lines (only entries with verdicts can be rejected).
+
+        Recomputed when a verdict, an observation or an entry arrived: O(entries with verdicts).
+        """
+        key = (self.verdict_count, len(self._calls), self.entries.entry_count)
+        if key != self._rejected[0]:
+            rejected = set()
+            for entry in self._verdicts:
+                if self.entries.shown(entry) is None:
+                    continue
+                line = self.entries.cluster_of(entry)
+                if self.status(line) is EntryStatus.REJECTED:
+                    rejected.add(line.id)
+            self._rejected = (key, frozenset(rejected))
+        return self._rejected[1]
 
     def plan_records(self) -> list[PlanRecord]:
         """Every partition plan event received, in arrival order."""

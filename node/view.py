@@ -56,14 +56,11 @@ def decode_cursor(cursor: str) -> SortKey:
     return (value[0], value[1])
 
 
-def _status(line: ListEntry) -> str:
-    return "unconfirmed"  # no verification yet (the precision issue adds verdicts)
-
-
-def _matches(line: ListEntry, partition: str | None, status: str | None) -> bool:
+def _matches(line: ListEntry, partition: str | None, status: str | None, line_status: str) -> bool:
+    """``status`` None is the default list: everything but the rejected lines."""
     if partition is not None and line.record.partition != partition:
         return False
-    return status is None or _status(line) == status
+    return line_status != "rejected" if status is None else line_status == status
 
 
 @dataclass(slots=True)
@@ -116,6 +113,7 @@ class StateView:
         self._plan = plan  # path -> (state, owner) of every partition of the plan; None: no partitioning
         self._started = time.time()
         self._tally = _CallTally()
+        self._status_counts: tuple[tuple[int, int, int], dict[str, int]] | None = None
         self._search_index: dict[str, str] | None = None  # entry id -> normal form, built on first search
         state.add_entry_listener(self._index_entry)
 
@@ -137,14 +135,17 @@ class StateView:
         if query_nf == "":
             query_nf = None
         if query_nf is None and partition is None and status is None:
-            page = lines.page(after, limit + 1)
-            total = len(lines)
+            # the default list by keyset, stepping over the (few) rejected lines
+            rejected = self._state.rejected_ids()
+            page = [line for line in lines.page(after, limit + 1 + len(rejected)) if line.id not in rejected]
+            page = page[: limit + 1]
+            total = len(lines) - len(rejected)
         else:
             page = []
             total = 0
             candidates = self._search(query_nf) if query_nf is not None else lines
             for line in candidates:  # a filtered view scans; pages stay keyset-based
-                if _matches(line, partition, status):
+                if _matches(line, partition, status, self._status(line)):
                     total += 1
                     if (after is None or line.sort_key > after) and len(page) <= limit:
                         page.append(line)
@@ -187,8 +188,22 @@ class StateView:
             origin=record.origin,
             hlc=record.hlc,
             aliases=tuple(alias.text for alias in line.aliases),
-            status=_status(line),
+            status=self._status(line),
         )
+
+    def _status(self, line: ListEntry) -> str:
+        return self._state.status(line).value
+
+    def status_counts(self) -> dict[str, int]:
+        """Lines per status (confirmed, unconfirmed, rejected); rescanned only after the records changed."""
+        state = self._state
+        key = (state.verdict_count, state.observation_count, state.entries.entry_count)
+        if self._status_counts is None or self._status_counts[0] != key:
+            counts = dict.fromkeys(("confirmed", "unconfirmed", "rejected"), 0)
+            for line in state.entries:
+                counts[self._status(line)] += 1
+            self._status_counts = (key, counts)
+        return dict(self._status_counts[1])
 
     def _line_of(self, entry_id: str) -> ListEntry | None:
         if self._state.entries.shown(entry_id) is None:
@@ -219,7 +234,10 @@ class StateView:
                         partition=call.partition,
                     )
                 )
-        return EntryObservations(self._entry_view(line), tuple(observed), generated)
+        evidence = self._state.evidence(line)
+        return EntryObservations(
+            self._entry_view(line), tuple(observed), generated, evidence.real, evidence.not_real
+        )
 
     def members(self) -> list[MemberView]:
         return self._members()
@@ -232,6 +250,7 @@ class StateView:
             "generated_items": tally.items[-1] if tally.items else 0,
             "new_items": tally.new[-1] if tally.new else 0,
             **self._metrics(),
+            "statuses": self.status_counts(),
         }
 
     def discovery(self, max_points: int) -> list[DiscoveryPoint]:
@@ -270,7 +289,7 @@ class StateView:
 
     def export(self, fmt: ExportFormat) -> Iterator[str]:
         render = {"jsonl": iter_jsonl, "csv": iter_csv, "txt": iter_txt}[fmt]
-        return render(self._state.entries)
+        return render(self._state.entries, self._status)
 
     def health(self) -> Mapping[str, object]:
         return {

@@ -62,6 +62,7 @@ def entry_observations_json(found: EntryObservations) -> dict[str, object]:
         "entry": entry_json(found.entry),
         "observations": [observation_json(o) for o in found.observations],
         "generated": found.generated,
+        "verdicts": {"real": found.verdicts_real, "not_real": found.verdicts_not_real},
     }
 
 

@@ -41,7 +41,7 @@ __all__ = [
 ExportFormat = Literal["jsonl", "csv", "txt"]
 
 STATUSES = ("confirmed", "unconfirmed", "rejected")
-"""An entry's verification status (the precision issue adds verdicts)."""
+"""An entry's status: confirmed (repeated, or verified real), unconfirmed, rejected (verified not real)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ class EntryObservations:
     entry: EntryView
     observations: tuple[ObservationView, ...]  # the first ones per entry id, arrival order
     generated: int  # all items that resolved to the line (may exceed len(observations))
+    verdicts_real: int = 0  # verification answers that called it real
+    verdicts_not_real: int = 0  # ... and not real
 
 
 @dataclass(frozen=True, slots=True)

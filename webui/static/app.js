@@ -89,7 +89,10 @@
     const high = metric("estimate.high");
     const coverage = metric("estimate.coverage");
     $("c-entries").textContent = fmtInt(entries);
-    $("c-entries-sub").textContent = generated !== null ? fmtInt(generated) + " generated" : "";
+    const confirmed = metric("statuses.confirmed");
+    const rejected = metric("statuses.rejected");
+    $("c-entries-sub").textContent = (generated !== null ? fmtInt(generated) + " generated" : "") +
+      (confirmed !== null ? " · " + fmtInt(confirmed) + " confirmed, " + fmtInt(rejected || 0) + " rejected" : "");
     $("c-calls").textContent = fmtInt(calls);
     $("c-calls-sub").textContent = failed !== null ? fmtInt(failed) + " failed" : "";
     $("c-yield").textContent = fmtNum(metric("new_per_call"), 2);
@@ -217,6 +220,11 @@
       return;
     }
     cell.append(el("h3", null, "Generated " + found.generated + (found.generated === 1 ? " time" : " times") + " · why kept or dropped"));
+    const verdicts = found.verdicts || { real: 0, not_real: 0 };
+    if (verdicts.real || verdicts.not_real) {
+      cell.append(el("div", "muted verdicts", "Verified: " + fmtInt(verdicts.real) + " × real, " +
+        fmtInt(verdicts.not_real) + " × not real → " + (found.entry.status || "unconfirmed")));
+    }
     if (!found.observations.length) {
       cell.append(el("div", "muted", "No observation of this entry has reached this node yet."));
       return;
