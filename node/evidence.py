@@ -55,7 +55,7 @@ class VerificationPolicy:
     # Verification calls at most this share of all calls; 0 (the default until the precision
     # benchmark settles the policy) makes none: statuses then come from repeated generation.
     call_share: float = 0.0
-    batch: int = 40  # entries per verification call
+    batch: int = 80  # entries per verification call (a checklist answer is ~15 tokens an item)
 
     def __post_init__(self) -> None:
         if self.repeat_confirms < 1 or self.singleton_checks < 1 or self.max_checks < 1:

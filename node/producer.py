@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
+_WAIT_FOR_VERIFICATION_S = 0.5  # a worker with nothing to do while another verifies looks again after this
+
 
 @dataclass(frozen=True, kw_only=True)
 class ProducerConfig:
@@ -199,6 +201,8 @@ class Producer:
             self.stop_reason = self.stop_reason or f"call budget of {budget} spent"
             return False
         reason = self._should_stop()
+        if reason is not None and self._verifier is not None and self._verifier.due(self.stats.calls_started, final=True):
+            return True  # the topic is done, but entries are left to check: idle capacity is for that
         if reason is not None:
             self.stop_reason = self.stop_reason or reason
             return False
@@ -221,6 +225,8 @@ class Producer:
         if partition is None:  # every partition is done: check what is left to check, then stop
             if verifier is not None and verifier.due(self.stats.calls_started, final=True):
                 return self._after_verification(await verifier.verify_once())
+            if verifier is not None and verifier.busy:
+                return _WAIT_FOR_VERIFICATION_S  # another worker's check may leave entries for a second one
             self.stop_reason = self.stop_reason or self._should_stop() or "no partition left to work on"
             return 0.0
         try:

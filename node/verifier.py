@@ -86,6 +86,11 @@ class Verifier:
     def __repr__(self) -> str:
         return f"<Verifier {self._node} calls={self.stats.calls} pending={len(self._pending)}>"
 
+    @property
+    def busy(self) -> bool:
+        """A verification call is in flight."""
+        return bool(self._in_flight)
+
     def committed(self, records: Sequence[Record]) -> None:
         """Hear of this node's own commits: its new entries are candidates."""
         for record in records:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from node.errors import LLMServerError
-from node.evidence import EntryStatus, VerificationPolicy
+from node.evidence import EntryStatus, VerificationPolicy, wants_check
 from node.hlc import HybridClock
 from node.llm.base import ChatMessage, Completion
 from node.normalize import entry_id
@@ -116,3 +116,34 @@ async def test_repeated_entries_are_not_checked(tmp_path: Path) -> None:
         state.apply_all([ObservationRecord("n2", n, "", n, items) for n in (1, 2)])
         await verifier.verify_once()
     assert judge.asked == [["Bergenovo"]]
+
+
+async def test_the_producer_checks_what_is_left_once_the_topic_is_done(tmp_path: Path) -> None:
+    """Idle capacity at the end goes to verification: the producer stops only when nothing is left to check."""
+    import asyncio
+
+    from node.llm.sim.backend import SimulatedBackend
+    from node.llm.sim.model import SimulatedModel
+    from node.llm.sim.params import SimParams
+    from node.llm.sim.universe import load_universe
+    from node.producer import Producer, ProducerConfig
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    model = SimulatedModel(load_universe("countries"), SimParams.fault_free())
+    backend = SimulatedBackend(model, seed=3, sleep=no_wait)
+    policy = VerificationPolicy(call_share=0.5, batch=10)
+    async with await Store.open(tmp_path, topic="countries", node_name="n1") as store:
+        state = NodeState(policy=policy)
+        verifier = Verifier(state=state, store=store, clock=HybridClock(), backend=backend, topic="countries")
+        producer = Producer(
+            config=ProducerConfig(concurrency=2), backend=backend, store=store, state=state, clock=HybridClock(),
+            topic="countries", verifier=verifier, on_committed=verifier.committed, sleep=no_wait,
+            should_stop=lambda: "done" if producer.stats.calls_started >= 4 else None,
+        )  # fmt: skip
+        assert await producer.run(asyncio.Event()) == "done"
+    assert verifier.stats.calls >= 2 and verifier.stats.real + verifier.stats.not_real > 0
+    left = [line for line in state.entries if wants_check(state.evidence(line), policy)]
+    share_left = policy.call_share * (producer.stats.calls_started + verifier.stats.calls + 1) >= verifier.stats.calls + 1
+    assert not left or not share_left  # stopped because everything was checked, or the share was spent
