@@ -19,12 +19,11 @@ from rich.live import Live
 from rich.table import Table
 
 from node.config import LLMSettings, NodeConfig
+from node.cli_options import partition_config, verification_policy, work_options
 from node.errors import ConfigError, NodeError
-from node.evidence import VerificationPolicy
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
 from node.runtime import CannotListen, Progress, run_node
-from partitioning.config import PartitionConfig
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "EXIT_DATA_DIR", "EXIT_CANNOT_LISTEN"]
 
@@ -121,12 +120,7 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--llm-api-key-file", type=click.Path(dir_okay=False), default=None, help="File holding the API key.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls.")
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
-@click.option("--partitioning/--no-partitioning", default=True, show_default=True,
-              help="Divide the topic into parts (an LLM-made plan, split and retired as it goes); off = every call is about the whole topic.")
-@click.option("--verify-share", type=click.FloatRange(0.0, 1.0), default=VerificationPolicy().call_share, show_default=True,
-              help="Largest share of LLM calls spent verifying entries generated only once (0 = no verification calls).")
-@click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts, show_default=True,
-              help="Sub-categories asked for when a part is split.")
+@work_options
 @click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
 @click.option("--exit-when-done", is_flag=True, help="Exit 0 once exhausted or out of budget, list written.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
@@ -179,8 +173,8 @@ def _build_config(options: dict[str, Any]) -> NodeConfig:
             items_per_call=options["items_per_call"],
             max_calls=options["max_calls"],
         ),
-        partitioning=PartitionConfig(enabled=options["partitioning"], max_split_parts=options["max_split_parts"]),
-        verification=VerificationPolicy(call_share=options["verify_share"]),
+        partitioning=partition_config(options),
+        verification=verification_policy(options),
         exit_when_done=options["exit_when_done"],
     )
 

@@ -19,11 +19,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from node.cli_options import partition_config, verification_policy, work_options
 from node.errors import ConfigError
-from node.evidence import VerificationPolicy
 from node.llm.sim.universe import available_universes
 from node.simulation import NodeEvent, SimConfig, SimReport, SimSample, run_simulation
-from partitioning.config import PartitionConfig
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "live_table", "sample_line", "results_table", "cluster_table"]
 
@@ -169,12 +168,7 @@ def _seconds(value: float | None, *, suffix: str = "") -> str:
               help="LLM calls per node process (0 = until the topic is exhausted).")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls per node.")
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
-@click.option("--partitioning/--no-partitioning", default=True, show_default=True,
-              help="Divide the topic into parts (an LLM-made plan, split and retired as it goes); off = every call is about the whole topic.")
-@click.option("--verify-share", type=click.FloatRange(0.0, 1.0), default=VerificationPolicy().call_share, show_default=True,
-              help="Largest share of LLM calls spent verifying entries generated only once (0 = no verification calls).")
-@click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts, show_default=True,
-              help="Sub-categories asked for when a part is split.")
+@work_options
 @click.option("--loss", type=click.FloatRange(0.0, 1.0), default=0.0, help="Probability each message leg is lost.")
 @click.option("--latency-ms", type=click.FloatRange(min=0.0), default=1.0, help="One-way network delay.")
 @click.option("--partition-at", type=click.FloatRange(min=0.0), default=None,
@@ -244,8 +238,8 @@ def _build_config(options: dict[str, Any]) -> SimConfig:
         max_calls=options["max_calls"],
         concurrency=options["concurrency"],
         items_per_call=options["items_per_call"],
-        partitioning=PartitionConfig(enabled=options["partitioning"], max_split_parts=options["max_split_parts"]),
-        verification=VerificationPolicy(call_share=options["verify_share"]),
+        partitioning=partition_config(options),
+        verification=verification_policy(options),
         loss=options["loss"],
         latency_ms=options["latency_ms"],
         partition_at_s=options["partition_at"],

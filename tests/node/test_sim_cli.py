@@ -72,3 +72,17 @@ def test_the_installed_command_is_reproducible_across_processes(tmp_path: Path) 
         report.pop("real_s")
         reports.append(report)
     assert reports[0] == reports[1]
+
+
+def test_partitioning_and_verification_options_reach_the_run(tmp_path: Path) -> None:
+    """--no-partitioning runs the whole-topic baseline (no plan); --verify-share makes verification calls."""
+    report_file = tmp_path / "report.json"
+    result = CliRunner().invoke(main, [*SMALL_RUN, "--no-partitioning", "--verify-share", "0.5",
+                                       "--report", str(report_file)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_file.read_text())
+    assert report["plan"] is None and report["config"]["partitioning"]["enabled"] is False
+    assert report["config"]["verification"]["call_share"] == 0.5
+    assert "partition plan" not in result.output and "verification calls" in result.output
+    result = CliRunner().invoke(main, [*SMALL_RUN, "--max-split-parts", "1"])
+    assert result.exit_code == 2 and "--max-split-parts" in result.output
