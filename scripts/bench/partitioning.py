@@ -262,8 +262,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(f"{time.perf_counter() - started:.0f} s in all", highlight=False)
     if not args.no_write:
         info = machine_info()
+        intro = (
+            "5 `gossip-sim` nodes, the same seeds, prompts, parser, dedup, concurrency and per-node call budget; only "
+            "the partitioning differs. Each cell: all LLM calls (split calls included) and prompt tokens until the "
+            "cluster first held that share of what the simulated model can produce, mean ± sd over the seeds. The "
+            "last row divides partitioned by whole topic; where the whole-topic runs never got there, the bound uses "
+            "their whole budget. The second table: where each run ended (precision counts invented entries, "
+            "which verification would remove)."
+        )
         markdown = (f"`scripts/bench/partitioning.py --universe {args.universe} --seeds {' '.join(map(str, args.seeds))} "
-                    f"--budget-per-node {args.budget_per_node}`\n\n{markdown}\n\n{params}\n\n{machine_summary(info)}")  # fmt: skip
+                    f"--budget-per-node {args.budget_per_node}`\n\n{intro}\n\n{markdown}\n\n{params}\n\n"
+                    f"{machine_summary(info)}")  # fmt: skip
         write_results(SECTION, {"summary": summary, "runs": runs, "levels": LEVELS,
                                 "budget_calls": budget_calls, "args": vars(args)},
                       markdown, JSON_PATH, machine=info)  # fmt: skip
