@@ -39,7 +39,7 @@ from node.store import Store
 from partitioning.assign import assign, owner_of
 from partitioning.config import PartitionConfig
 from partitioning.context import PartitionContext, path_letters
-from partitioning.labels import clean_split_labels, initial_of, letter_ranges, letter_set
+from partitioning.labels import NON_LATIN_INITIAL, clean_split_labels, initial_of, letter_ranges, letter_set
 from partitioning.plan import PartitionPlan, PartitionStatus, labels_of
 from partitioning.policy import LeafStats, Verdict, expected_new_per_call, judge
 
@@ -267,6 +267,12 @@ class Planner:
 
     async def _split(self, leaf: str, reason: str) -> None:
         labels = labels_of(leaf)
+        letters = path_letters(labels)
+        if letters is not None and len(letters - {NON_LATIN_INITIAL}) < 2:
+            # one initial: below a letter range only narrower ranges make sense, and there are
+            # none — asking the model would spend calls on an answer that is always unusable
+            self._unsplittable.add(leaf)
+            return
         children = await self._ask_for_children(leaf)
         if children is None:
             self._split_failures[leaf] += 1

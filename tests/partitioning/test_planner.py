@@ -251,3 +251,20 @@ async def test_a_truncated_or_failed_split_answer_is_asked_again_before_any_fall
         [split] = [r for r in await store.load_records() if isinstance(r, PlanRecord)]
     assert split.children == ("Northern Europe", "Southern Europe", "Western Europe")
     assert planner.stats.split_calls == 3 and planner.stats.split_fallbacks == 0
+
+
+async def test_a_one_letter_leaf_is_never_sent_to_the_model_for_a_split(tmp_path: Path) -> None:
+    """"Starting with K" cannot be divided by letters: no split call, the leaf is kept whole (and retired when dry)."""
+    backend = ScriptedBackend([])  # any call would fail the test: there is no answer to pop
+    async with await _store(tmp_path) as store:
+        state = NodeState()
+        await store.add([PlanRecord(PlanAction.SPLIT, "", ("A–J", "Starting with K", "L–Z"), "n1", 1, "test")])
+        state.apply_all(await store.load_records())
+        state.apply_all([_entry(f"K{name}", "Starting with K") for name in NAMES])
+        planner = _planner(store, state, backend, split_known_tokens=100)
+        planner.plan  # noqa: B018
+        # the other leaves are untried (optimistic), so make K the only live choice
+        await store.add([PlanRecord(PlanAction.RETIRE, leaf, (), "n1", 2, "test") for leaf in ("A–J", "L–Z")])
+        state.apply_all([r for r in await store.load_records() if isinstance(r, PlanRecord) and r.action is PlanAction.RETIRE])
+        assert await planner.acquire() == "Starting with K"
+    assert backend.prompts == [] and planner.stats.split_calls == 0
