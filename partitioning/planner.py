@@ -100,7 +100,7 @@ class Planner:
         self._initials: dict[EntryId, str] = {}
         self._context = PartitionContext(state, self._plan, self._initials, parent_entries=config.parent_entries)
         self._owners: dict[str, str] = {}
-        self._owners_for: tuple[int, frozenset[str]] | None = None
+        self._owners_for: tuple[int, frozenset[tuple[str, float]]] | None = None
         self._in_flight: Counter[str] = Counter()
         self._acting: set[str] = set()  # leaves being split or retired by this node right now
         self._unsplittable: set[str] = set()
@@ -161,7 +161,7 @@ class Planner:
     def owners(self) -> dict[str, str]:
         """The owner of every live leaf (recomputed when the plan or the live members change)."""
         members = self._members()
-        key = (self._state.plan_count, frozenset(members))
+        key = (self._state.plan_count, frozenset(members.items()))  # weights too: capacity records may arrive
         if key != self._owners_for:
             self._owners_for = key
             self._owners = assign(self.plan.live_leaves(), members)

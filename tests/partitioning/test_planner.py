@@ -268,3 +268,20 @@ async def test_a_one_letter_leaf_is_never_sent_to_the_model_for_a_split(tmp_path
         state.apply_all([r for r in await store.load_records() if isinstance(r, PlanRecord) and r.action is PlanAction.RETIRE])
         assert await planner.acquire() == "Starting with K"
     assert backend.prompts == [] and planner.stats.split_calls == 0
+
+
+async def test_owners_follow_a_change_of_weight_as_well_as_of_members(tmp_path: Path) -> None:
+    """A capacity record that arrives later changes the weights: the cached owners are recomputed."""
+    from partitioning.assign import assign
+
+    members = {"n1": 1.0, "n2": 1.0, "n3": 1.0}
+    async with await _store(tmp_path) as store:
+        state = NodeState()
+        children = tuple(f"Part {n}" for n in range(20))
+        await store.add([PlanRecord(PlanAction.SPLIT, "", children, "n1", 1, "test")])
+        state.apply_all(await store.load_records())
+        planner = _planner(store, state, ScriptedBackend([]), members=members)
+        assert planner.owners() == assign(planner.plan.live_leaves(), members)
+        members["n3"] = 50.0  # n3 announced a far larger capacity
+        assert planner.owners() == assign(planner.plan.live_leaves(), members)
+        assert sum(owner == "n3" for owner in planner.owners().values()) > 14
