@@ -4,9 +4,12 @@ The hub encodes each event once (``event: NAME`` / ``data: JSON``, the text/even
 format of the HTML standard) and offers it to every client's bounded queue without waiting.
 A client whose queue is full is too slow to keep up: it is dropped (its stream ends, and the
 browser's ``EventSource`` reconnects and reloads) rather than buffering without bound or
-slowing the node down. At most ``max_clients`` streams are open at once; beyond that the
-route answers 503. An idle stream gets a comment line every ``heartbeat_s`` so proxies and
-the browser keep it open.
+slowing the node down. A client that stops reading altogether (a sleeping laptop) leaves its
+stream waiting on a write that never completes, where it would never see the end: ending
+such a stream cuts its connection, so a dropped client frees its connection at once and
+shutdown does not wait for it. At most ``max_clients`` streams are open at once; beyond that
+the route answers 503. An idle stream gets a comment line every ``heartbeat_s`` so proxies
+and the browser keep it open.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
@@ -37,6 +40,7 @@ class Subscription:
     def __init__(self, queue_size: int) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=queue_size)
         self.dropped = False
+        self.cut_connection: Callable[[], None] | None = None  # set by the stream while a write is pending
 
     def offer(self, chunk: bytes) -> bool:
         """Queue ``chunk``; False when the client is too slow (the queue is full)."""
@@ -47,10 +51,13 @@ class Subscription:
         return True
 
     def end(self) -> None:
-        """Discard what is queued and make the stream end at its next read."""
+        """Discard what is queued and make the stream end at its next read, or now if it is stuck writing."""
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        if self.cut_connection is not None:
+            # a write pending on a client that does not read may never return, so the None would never be read
+            self.cut_connection()
 
 
 class EventHub:
@@ -119,7 +126,8 @@ async def sse_handler(request: web.Request, hub: EventHub, greeting: list[bytes]
     response = web.StreamResponse(headers=headers)
     try:
         await response.prepare(request)
-        await response.write(f"retry: {RECONNECT_DELAY_MS}\n\n".encode() + b"".join(greeting))
+        retry = f"retry: {RECONNECT_DELAY_MS}\n\n".encode()
+        await _write(response, subscription, request.transport, retry + b"".join(greeting))
         while True:
             try:
                 chunk = await asyncio.wait_for(subscription.queue.get(), hub.heartbeat_s)
@@ -127,9 +135,22 @@ async def sse_handler(request: web.Request, hub: EventHub, greeting: list[bytes]
                 chunk = b": ping\n\n"
             if chunk is None:
                 break
-            await response.write(chunk)
+            await _write(response, subscription, request.transport, chunk)
     except (ConnectionResetError, ConnectionError):
         pass  # the client left
     finally:
         hub.close(subscription)
     return response
+
+
+async def _write(
+    response: web.StreamResponse, subscription: Subscription, transport: asyncio.Transport | None, chunk: bytes
+) -> None:
+    """Write ``chunk``; ending the subscription meanwhile aborts the connection (the write then returns)."""
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the event-stream client left")
+    subscription.cut_connection = transport.abort
+    try:
+        await response.write(chunk)
+    finally:
+        subscription.cut_connection = None
