@@ -7,7 +7,10 @@ Options come from the command line, ``SWARMLIST_*`` environment variables and
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -21,6 +24,7 @@ from rich.table import Table
 from node.config import LLMSettings, NodeConfig
 from node.cli_options import partition_config, verification_policy, work_options
 from node.errors import ConfigError, NodeError
+from node.llm.openai_config import resolve_api_key
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
 from node.runtime import CannotListen, Progress, run_node
@@ -32,34 +36,96 @@ EXIT_CONFIG = 2  # bad options or config file (click's own usage errors use 2 to
 EXIT_DATA_DIR = 3  # the data dir is locked, of another topic, corrupt or newer
 EXIT_CANNOT_LISTEN = 4  # the node's port is taken or not bindable
 
+_MAX_CONFIG_BYTES = 1 << 20  # a --config file; far more than every option takes
+_MAX_SECRET_BYTES = 64 << 10  # a key file
+
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """Read --config FILE.toml into click's default_map, so CLI and env still override it."""
+    """Read --config FILE.toml into click's default_map, so CLI and env still override it.
+
+    Keys are option names (``seed``, ``items-per-call``; ``_`` for ``-`` works too). Every
+    value goes to click as the text it would have on the command line, so a value of the
+    wrong type gets click's own clear message, never a traceback.
+    """
     if value is None:
         return None
     try:
-        with open(value, "rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(_read_bounded(value, _MAX_CONFIG_BYTES).decode("utf-8-sig"))  # a BOM is harmless
     except OSError as exc:
         raise click.BadParameter(f"cannot read {value}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{value} is not UTF-8 text (TOML must be): byte {exc.start}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise click.BadParameter(f"{value} is not valid TOML: {exc}") from exc
-    known = {param.name for param in ctx.command.params if param.name}
-    options = {key.replace("-", "_"): item for key, item in data.items()}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise click.BadParameter(f"{value}: unknown option(s) {', '.join(unknown)}")
+    options: dict[str, Any] = {}
+    unknown = []
+    by_name = _options_by_name(ctx.command)
+    for key, item in data.items():
+        option = by_name.get(key.replace("-", "_"))
+        if option is None:
+            unknown.append(key)
+        else:
+            options[option.name or key] = _as_command_line(value, key, item, option)
+    if unknown:  # keys are shown as typed, unless that would break the one-line message
+        shown = (key if key.isprintable() else repr(key) for key in sorted(unknown))
+        raise click.BadParameter(f"{value}: unknown option(s) {', '.join(shown)}")
     ctx.default_map = {**(ctx.default_map or {}), **options}
     return value
+
+
+def _options_by_name(command: click.Command) -> dict[str, click.Option]:
+    """The options a config file may set, by their long names and parameter names."""
+    found: dict[str, click.Option] = {}
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name in (None, "config_file"):
+            continue
+        for name in [param.name, *(opt.lstrip("-") for opt in param.opts if opt.startswith("--"))]:
+            found[(name or "").replace("-", "_")] = param
+    return found
+
+
+def _as_command_line(path: str, key: str, item: object, option: click.Option) -> object:
+    """A TOML value as click would get it from the command line (a list for repeatable options)."""
+    items = item if isinstance(item, list) else [item]
+    if isinstance(item, list) and not option.multiple:
+        raise click.BadParameter(f"{path}: {key} takes one value, got a list")
+    if any(isinstance(one, (dict, list)) for one in items):
+        raise click.BadParameter(f"{path}: {key} must be a string, number or boolean, not a table or list")
+    texts = [str(one).lower() if isinstance(one, bool) else str(one) for one in items]
+    if any("\x00" in text for text in texts):  # argv and env cannot carry one; paths and C APIs choke on it
+        raise click.BadParameter(f"{path}: {key} holds a NUL character")
+    return texts if option.multiple else texts[0]
+
+
+def _read_bounded(path: str, max_bytes: int) -> bytes:
+    """The bytes of ``path``; ``OSError`` (with a ``strerror`` to show) if it cannot be one of our files.
+
+    Opening a FIFO waits for a writer — forever if none comes — so it is opened non-blocking,
+    then read as usual: a pipe with a writer (``--config <(...)``) still works, one without
+    reads as nothing, which is refused. A device such as /dev/zero is cut off at ``max_bytes``.
+    """
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        mode = os.fstat(handle.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, "it is a directory")
+        os.set_blocking(handle.fileno(), True)
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"it is larger than {max_bytes:,} bytes")
+    if not data and stat.S_ISFIFO(mode):
+        raise OSError(errno.ENODATA, "it is a FIFO or pipe with nothing to read (no writer)")
+    return data
 
 
 def _read_secret_file(path: str | None, what: str) -> str | None:
     if path is None:
         return None
     try:
-        secret = Path(path).read_text(encoding="utf-8").strip()
+        secret = _read_bounded(path, _MAX_SECRET_BYTES).decode("utf-8").strip()
     except OSError as exc:
         raise click.BadParameter(f"cannot read {what} file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{what} file {path} is not UTF-8 text (use a text secret, e.g. hex)") from exc
     if not secret:
         raise click.BadParameter(f"{what} file {path} is empty")
     return secret
@@ -147,8 +213,31 @@ def main(**options: Any) -> None:
         sys.exit(EXIT_DATA_DIR)
 
 
+def _refuse_undecodable(ctx: click.Context, options: dict[str, Any]) -> None:
+    """A text option holding bytes that were not UTF-8 (from argv or a SWARMLIST_* variable) is refused now.
+
+    Python keeps such bytes as lone surrogates, which every encoder (SQLite, HMAC keys, HTTP
+    headers) refuses later, with a traceback. Paths are exempt: any bytes make a file name.
+    """
+    for param in ctx.command.params:
+        if param.name is None or isinstance(param.type, click.Path):
+            continue
+        value = options.get(param.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and any("\ud800" <= char <= "\udfff" for char in text):
+                raise click.BadParameter("not valid UTF-8 text", ctx=ctx, param=param)
+
+
 def _build_config(options: dict[str, Any]) -> NodeConfig:
+    _refuse_undecodable(click.get_current_context(), options)
     api_key = options["llm_api_key"] or _read_secret_file(options["llm_api_key_file"], "API key")
+    config = _node_config(options, api_key)
+    if config.llm.kind == "openai":  # OpenAI's own API needs a key: say so now, not at the first call
+        resolve_api_key(config.llm.api_key, base_url=config.llm.base_url)
+    return config
+
+
+def _node_config(options: dict[str, Any], api_key: str | None) -> NodeConfig:
     return NodeConfig(
         topic=options["topic"],
         data_dir=options["data_dir"],

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gossip.errors import TransportError
+from gossip.http_transport import parse_address
+from gossip.messages import MAX_ADDRESS_CHARS, MAX_NAME_CHARS
 from node.errors import ConfigError
 from node.estimate import StopRule
 from node.evidence import VerificationPolicy
+from node.llm.openai_config import OpenAIConfig
 from node.producer import ProducerConfig
 from partitioning.config import PartitionConfig
 
-__all__ = ["NodeConfig", "LLMSettings"]
+__all__ = ["NodeConfig", "LLMSettings", "check_plain_text"]
 
 LLMKind = Literal["sim", "openai"]
 
@@ -35,8 +41,21 @@ class LLMSettings:
     def __post_init__(self) -> None:
         if self.kind not in ("sim", "openai"):
             raise ConfigError(f"llm must be 'sim' or 'openai', got {self.kind!r}")
-        if self.time_scale < 0:
-            raise ConfigError(f"sim time scale must be >= 0, got {self.time_scale}")
+        if not (math.isfinite(self.time_scale) and self.time_scale >= 0):  # nan/inf: calls never end
+            raise ConfigError(f"sim time scale must be a finite number >= 0, got {self.time_scale}")
+        if self.kind == "openai":
+            # Checked now, naming the option, rather than when the node builds its backend.
+            self.openai_config(concurrency=1)
+
+    def openai_config(self, *, concurrency: int) -> OpenAIConfig:
+        """The OpenAI backend's configuration (kind "openai"); ``ConfigError`` if invalid."""
+        return OpenAIConfig(
+            model=self.model,
+            base_url=self.base_url,
+            api_key=self.api_key,
+            request_timeout_s=self.request_timeout_s,
+            concurrency=concurrency,
+        )
 
 
 MIN_CLUSTER_KEY_BYTES = 16
@@ -78,18 +97,51 @@ class NodeConfig:
             raise ConfigError("--topic must be non-empty")
         if len(self.topic) > 500:
             raise ConfigError("--topic must be at most 500 characters")
+        check_plain_text("--topic", self.topic)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be within 0..65535, got {self.port}")
         if self.cluster_key is not None and len(self.cluster_key) < MIN_CLUSTER_KEY_BYTES:
             raise ConfigError(f"the cluster key must be at least {MIN_CLUSTER_KEY_BYTES} bytes")
+        try:  # what getaddrinfo does to a host name; it fails with a traceback, not an OSError
+            self.host.encode("idna")
+        except UnicodeError as exc:
+            raise ConfigError(f"--host {self.host[:80]!r} is not a host name or address: {exc}") from exc
         if self.cluster_key is None and not _is_loopback(self.host):
             raise ConfigError(
                 f"refusing to bind {self.host} without a cluster key: anyone who can reach it could "
                 "join the cluster. Pass --cluster-key-file (or SWARMLIST_CLUSTER_KEY), or bind 127.0.0.1"
             )
+        if self.node_name is not None:  # gossip refuses a bad name, and the data dir would keep it
+            if not 0 < len(self.node_name) <= MAX_NAME_CHARS:
+                raise ConfigError(f"--name must be 1..{MAX_NAME_CHARS} characters, got {len(self.node_name)}")
+            check_plain_text("--name", self.node_name)
         for seed in self.seeds:
-            host, _, port = seed.rpartition(":")
-            if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"--seed must be host:port, got {seed!r}")
+            _check_address("--seed", seed)
+        if self.advertise is not None:
+            _check_address("--advertise", self.advertise)
         if self.list_debounce_s < 0:
             raise ConfigError("list_debounce_s must be >= 0")
+
+
+def check_plain_text(option: str, value: str) -> None:
+    """``ConfigError`` unless ``value`` is text a node can store, log and send.
+
+    Refused: control characters, and lone surrogates — what Python makes of bytes that were
+    not UTF-8 in argv or an environment variable, which SQLite and every encoder refuse later.
+    """
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise ConfigError(f"{option} is not valid UTF-8 text")
+        if category == "Cc":
+            raise ConfigError(f"{option} must not hold control characters, got {value[:40]!r}")
+
+
+def _check_address(option: str, address: str) -> None:
+    """``address`` is a ``host:port`` the gossip transport accepts (hostname, IPv4, [IPv6])."""
+    try:
+        if len(address) > MAX_ADDRESS_CHARS:
+            raise TransportError(f"longer than {MAX_ADDRESS_CHARS} characters")
+        parse_address(address)
+    except TransportError as exc:
+        raise ConfigError(f"{option} must be host:port (hostname, IPv4 or [IPv6]), got {address[:80]!r}") from exc

@@ -5,7 +5,7 @@ link span is the name, whole, and what follows its description; otherwise the de
 starts at the first `` – ``, `` — ``, `` - ``, ``: `` or `` (`` — except in a JSON string,
 whose quotes already bound the name ("Frankfurt (Oder)"). Wrapping quotes, emoji bullets and
 trailing punctuation go (``D.C.`` and ``St.`` keep their dot); hyphens and inner commas stay.
-Control, zero-width and bidirectional characters are dropped on input (``sanitize``);
+Control and format characters (zero-width, bidirectional, tags) are dropped on input (``sanitize``);
 HTML-like text stays as plain text (the web UI escapes it). An item is rejected when it is
 empty, has no letter, is a URL, reads as a sentence, is mostly symbols or noise, or is longer
 than ``MAX_ENTRY_CHARS`` (never truncated into a wrong name).
@@ -39,10 +39,14 @@ _MIN_NOISE_CHECK_CHARS = 12  # a shorter item may be noise-like and real ("R2-D2
 # --- input sanitising --------------------------------------------------------------------
 
 # Controls (tab and newline kept; CR dropped so CRLF split across chunks stays one break),
-# zero-width and bidirectional formatting characters, BOM, lone surrogates, noncharacters.
+# every format character (Unicode category Cf: zero-width, bidirectional, BOM, and the
+# invisible tag characters U+E0000–E007F that can smuggle hidden text into the names other
+# nodes put in their prompts), lone surrogates, noncharacters.
 _DROPPED_CHARS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\ufeff\ufff9-\ufffb\ufffe\uffff\ud800-\udfff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+    "\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ufffe\uffff"
+    "\ud800-\udfff\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
 )
 _LINE_BREAKS = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\x85": "\n"})
 

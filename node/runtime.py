@@ -19,7 +19,7 @@ from node.assembly import ExhaustionTracker, Node, Progress, exhaustion_estimate
 from node.cluster import ClusterMember, http_transport
 from node.config import NodeConfig
 from node.llm.base import LLMBackend
-from node.llm.openai_backend import OpenAIBackend, OpenAIConfig
+from node.llm.openai_backend import OpenAIBackend
 from node.llm.sim.backend import SimulatedBackend
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
@@ -41,15 +41,7 @@ def build_backend(config: NodeConfig) -> LLMBackend:
         params = SimParams().replace(time_scale=llm.time_scale)
         model = SimulatedModel(load_universe(llm.universe), params, knowledge_seed=llm.rng_seed)
         return SimulatedBackend(model, seed=llm.rng_seed)
-    return OpenAIBackend(
-        OpenAIConfig(
-            model=llm.model,
-            base_url=llm.base_url,
-            api_key=llm.api_key,
-            request_timeout_s=llm.request_timeout_s,
-            concurrency=config.producer.concurrency,
-        )
-    )
+    return OpenAIBackend(llm.openai_config(concurrency=config.producer.concurrency))
 
 
 @dataclass(frozen=True, slots=True)

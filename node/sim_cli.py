@@ -225,6 +225,8 @@ def main(**options: Any) -> None:
 
 def _build_config(options: dict[str, Any]) -> SimConfig:
     data_dir: Path | None = options["data_dir"]
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():  # a FIFO, a device
+        raise ConfigError(f"--data-dir {data_dir} is not a directory")
     if data_dir is not None and data_dir.exists() and any(data_dir.iterdir()):
         raise ConfigError(f"--data-dir {data_dir} is not empty: a simulation starts from fresh nodes")
     report_file: Path | None = options["report_file"]

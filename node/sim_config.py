@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from node.config import check_plain_text
 from node.errors import ConfigError
 from node.estimate import StopRule
 from node.evidence import VerificationPolicy
@@ -87,6 +88,14 @@ class SimConfig:
             raise ConfigError(f"unknown universe {self.universe!r}; available: {', '.join(available_universes())}")
         if self.topic is not None and not self.topic.strip():
             raise ConfigError("--topic must be non-empty")
+        if self.topic is not None:
+            check_plain_text("--topic", self.topic)
+        for option, value in (("--latency-ms", self.latency_ms), ("--llm-time-scale", self.llm_time_scale),
+                              ("--time-limit-s", self.time_limit_s), ("--sample-interval-s", self.sample_interval_s),
+                              ("check_interval_s", self.check_interval_s), ("join_timeout_s", self.join_timeout_s),
+                              ("idle_stop_s", self.idle_stop_s)):  # fmt: skip
+            if not math.isfinite(value):  # nan passes every comparison below, and then never fires
+                raise ConfigError(f"{option} must be a finite number, got {value}")
         if not 0.0 <= self.loss <= 1.0:
             raise ConfigError(f"--loss must be a probability in [0, 1], got {self.loss}")
         if self.latency_ms < 0 or self.llm_time_scale < 0:

@@ -2,9 +2,11 @@
 
 It owns the whole call policy instead of leaving it to the client (whose defaults are two
 silent retries and a 600 s read timeout): the client is built with ``max_retries=0``, every
-attempt is bounded by explicit timeouts, failures are retried with capped exponential backoff
-and full jitter (``node.llm.retry``), a 429's Retry-After is honoured, calls in flight are
-bounded by a semaphore, and every vendor exception is translated at this boundary into the
+attempt is bounded by explicit timeouts (a stream by an idle and a total one) and every
+response body by a byte count (``node.llm.openai_transport``), failures are retried with
+capped exponential backoff and full jitter (``node.llm.retry``), a 429's Retry-After is
+honoured, calls in flight are bounded by a semaphore, and every vendor exception (and a
+body too big or too deeply nested to read) is translated at this boundary into the
 ``node.errors.LLMError`` tree (``node.llm.openai_errors``). Its configuration lives in
 ``node.llm.openai_config``, its streamed answers in ``node.llm.openai_stream``; the names
 callers use are re-exported here.
@@ -52,6 +54,7 @@ from node.llm.base import ChatMessage, Completion, Usage
 from node.llm.openai_config import OPENAI_DEFAULT_BASE_URL, OpenAIConfig, resolve_api_key
 from node.llm.openai_errors import error_detail, rejected_option, translate_error
 from node.llm.openai_stream import OpenAICompletionStream, StreamProgress
+from node.llm.openai_transport import ResponseTooLarge, bounded_http_client
 from node.llm.retry import retry_delay_s
 
 __all__ = [
@@ -104,6 +107,7 @@ class OpenAIBackend:
                 connect=config.connect_timeout_s,
             ),
             max_retries=0,  # the retry policy is ours (see node.llm.retry)
+            http_client=bounded_http_client(max_bytes=config.max_response_bytes),
         )
         self._slots = asyncio.Semaphore(config.concurrency)
         self._in_flight = 0
@@ -312,23 +316,27 @@ class OpenAIBackend:
         wanted = {_STREAM_OPTIONS}
         if json_mode and self._config.send_response_format:
             wanted.add(_RESPONSE_FORMAT)
+        # The total bound counts from the request, so an endpoint slow to answer and then
+        # dripping chunks just often enough for the idle bound still ends in time.
+        deadline = time.monotonic() + self._config.stream_total_timeout_s
         chunks = await self._send(send, frozenset(wanted))
         idle_timeout_s = self._config.stream_idle_timeout_s
         try:
             while True:
+                left_s = deadline - time.monotonic()
                 try:
-                    async with asyncio.timeout(idle_timeout_s):
+                    async with asyncio.timeout(max(min(idle_timeout_s, left_s), 0.0)):
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
                 except TimeoutError as exc:
-                    raise LLMTimeout(
-                        f"stream idle for stream_idle_timeout_s={idle_timeout_s} s"
-                    ) from exc
+                    raise self._stream_timeout(idle_s=idle_timeout_s, left_s=left_s) from exc
                 except openai.OpenAIError as exc:
                     raise translate_error(exc) from exc
                 except ValueError as exc:  # a chunk that is not JSON
                     raise LLMBadResponse(f"unreadable stream chunk: {error_detail(exc)}") from exc
+                except (ResponseTooLarge, RecursionError) as exc:
+                    raise _unreadable(exc) from exc
                 delta = progress.absorb(chunk)
                 if delta:
                     yield delta
@@ -366,6 +374,16 @@ class OpenAIBackend:
                 ) from exc
             except ValueError as exc:  # a 2xx whose JSON body does not parse
                 raise LLMBadResponse(f"unreadable response body: {error_detail(exc)}") from exc
+            except (ResponseTooLarge, RecursionError) as exc:
+                raise _unreadable(exc) from exc
+
+    def _stream_timeout(self, *, idle_s: float, left_s: float) -> LLMTimeout:
+        if left_s <= idle_s:
+            return LLMTimeout(
+                f"stream not finished within stream_total_timeout_s="
+                f"{self._config.stream_total_timeout_s} s"
+            )
+        return LLMTimeout(f"stream idle for stream_idle_timeout_s={idle_s} s")
 
     def _mark_unsupported(self, option: str, exc: openai.BadRequestError) -> None:
         if option in self._unsupported_options:
@@ -434,6 +452,13 @@ def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:
     if message.role == "user":
         return {"role": "user", "content": message.content}
     return {"role": "assistant", "content": message.content}
+
+
+def _unreadable(exc: ResponseTooLarge | RecursionError) -> LLMBadResponse:
+    """The error for a body too big to read, or nested too deep for the JSON decoder."""
+    if isinstance(exc, ResponseTooLarge):
+        return LLMBadResponse(str(exc))
+    return LLMBadResponse("the response is JSON nested too deeply to read")
 
 
 def _estimate_tokens(chars: int) -> int:

@@ -34,6 +34,12 @@ class OpenAIConfig:
     request_timeout_s: float = 60.0
     connect_timeout_s: float = 5.0  # TCP/TLS connect bound, so a dead host fails fast
     stream_idle_timeout_s: float = 30.0  # longest silence between stream chunks before "hung"
+    # A whole stream's wall time, headers to last chunk: ends an answer that never finishes
+    # (a drip that keeps the idle timeout happy). Too low cuts off long, slow answers.
+    stream_total_timeout_s: float = 300.0
+    # Bytes one response body may carry (streamed or not), so a runaway endpoint cannot fill
+    # memory; a token-by-token stream costs ~250 bytes a token, so 16 MiB is ~64k tokens.
+    max_response_bytes: int = 16 * 2**20
     # Tries per call, the first included: more rides out longer outages, reports them later.
     max_attempts: int = 4
     backoff_base_s: float = 0.5  # first backoff ceiling (full jitter), doubled per failure
@@ -54,7 +60,12 @@ class OpenAIConfig:
                     f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, "
                     f"got {self.base_url!r}"
                 )
-        for name in ("request_timeout_s", "connect_timeout_s", "stream_idle_timeout_s"):
+        for name in (
+            "request_timeout_s",
+            "connect_timeout_s",
+            "stream_idle_timeout_s",
+            "stream_total_timeout_s",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value}")
@@ -63,6 +74,8 @@ class OpenAIConfig:
                 f"connect_timeout_s ({self.connect_timeout_s}) must not exceed "
                 f"request_timeout_s ({self.request_timeout_s}), which includes the connect"
             )
+        if self.max_response_bytes < 1:
+            raise ConfigError(f"max_response_bytes must be >= 1, got {self.max_response_bytes}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         _ = self.retry_policy  # builds a RetryPolicy, which validates the retry fields
@@ -95,16 +108,23 @@ def resolve_api_key(
     ``ConfigError`` now rather than a 401 on the first call.
     """
     if explicit:
-        return explicit
+        return _header_safe(explicit, "the API key")
     from_env = (os.environ if env is None else env).get("OPENAI_API_KEY")
     if from_env:
-        return from_env
+        return _header_safe(from_env, "OPENAI_API_KEY")
     if _is_openai_api(base_url):
         raise ConfigError(
             "the OpenAI API needs a key: pass --llm-api-key / --llm-api-key-file or set "
             "OPENAI_API_KEY (a local --llm-base-url needs none)"
         )
     return None
+
+
+def _header_safe(key: str, what: str) -> str:
+    """``key``, if it can travel in an HTTP header (printable ASCII); else every call would fail."""
+    if not (key.isascii() and key.isprintable()):
+        raise ConfigError(f"{what} must be printable ASCII (it is sent in an HTTP header)")
+    return key
 
 
 def _is_openai_api(base_url: str | None) -> bool:

@@ -26,8 +26,10 @@ class OpenAICompletionStream:
     retried transparently under the backend's policy; after it they are raised at once,
     because a retry would repeat (differently) text the caller already consumed. A stream
     cut mid-way — the connection closed, or the body ended without a ``finish_reason`` —
-    raises ``LLMConnectionError``; a stream with no chunk for ``stream_idle_timeout_s``
-    raises ``LLMTimeout``. ``completion`` is set once the stream ends normally.
+    raises ``LLMConnectionError``; a stream with no chunk for ``stream_idle_timeout_s``, or
+    not finished within ``stream_total_timeout_s``, raises ``LLMTimeout``; a body past
+    ``max_response_bytes`` raises ``LLMBadResponse``. ``completion`` is set once the stream
+    ends normally.
 
     The stream holds one of the backend's concurrency slots until it ends: iterate it to
     the end, or use ``async with`` (or ``aclose()``) when stopping early.

@@ -12,6 +12,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
+from node.errors import ConfigError
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
 from node.llm.sim.server import create_sim_app
@@ -62,9 +63,10 @@ async def run_sim_server(config: SimServerConfig, console: Console) -> None:
     site = web.TCPSite(runner, config.host, config.port)
     try:
         await site.start()
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name the resolver cannot encode
         await runner.cleanup()
-        raise CannotListen(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CannotListen(f"cannot listen on {config.host!r}:{config.port}: {reason}") from exc
     port = runner.addresses[0][1] if runner.addresses else config.port
     console.print(params_table(params, f"simulated LLM parameters (seed {config.seed})"))
     # soft_wrap: the URL line stays one line on a narrow or non-terminal output.
@@ -99,5 +101,9 @@ async def run_sim_server(config: SimServerConfig, console: Console) -> None:
 def main(host: str, port: int, universe: str, rng_seed: int, time_scale: float, log_level: str) -> None:
     """Serve the simulated LLM as an OpenAI-compatible endpoint (POST /v1/chat/completions)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        SimParams().replace(time_scale=time_scale)  # refuse nan/inf here, as usage, not in the server
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--time-scale'") from exc
     config = SimServerConfig(host=host, port=port, universe=universe, seed=rng_seed, time_scale=time_scale)
     asyncio.run(run_sim_server(config, Console()))

@@ -11,6 +11,7 @@ own with its cited reason, and reruns every benchmark. Never tune them to flatte
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -117,6 +118,8 @@ class SimParams:
             raise ConfigError("sim popularity_alpha, obey_half_list, context_known_limit must be >= 0")
         if not 1.0 <= self.target_distinct_in_10 <= 10.0:
             raise ConfigError(f"sim target_distinct_in_10 must be within [1, 10], got {self.target_distinct_in_10}")
+        if not all(math.isfinite(value) for value in (self.time_scale, self.tokens_per_s, self.first_token_s)):
+            raise ConfigError("sim latency parameters must be finite numbers")  # nan/inf: an answer never comes
         if self.time_scale < 0 or self.tokens_per_s <= 0 or self.first_token_s < 0:
             raise ConfigError("sim latency parameters must be non-negative (tokens_per_s > 0)")
         if len(self.format_weights) != 5 or min(self.format_weights) < 0 or sum(self.format_weights) <= 0:

@@ -6,7 +6,9 @@ JSON body or as server-sent events (``data: {...}`` chunks, then ``data: [DONE]`
 
 Each chat request consumes the next behaviour of a script the test sets (``script``); once the
 script is spent, ``always`` answers. Behaviours: ``ok``, ``rate_limited``, ``server_error``,
-``client_error``, ``hang``, ``stream_cut``, ``slow_stream``, ``bad_json``. Independently,
+``client_error``, ``hang``, ``stream_cut``, ``slow_stream``, ``bad_json``, and two hostile ones:
+``raw`` (any bytes as the body, streamed or not: SSE garbage, invalid UTF-8, huge or deeply
+nested JSON) and ``endless`` (a body that never finishes). Independently,
 ``unsupported_params`` makes the server refuse, with a 400 naming it, any request carrying one
 of those parameters (as servers without ``response_format`` or ``stream_options`` do); such a
 refusal does not consume the script.
@@ -35,11 +37,14 @@ __all__ = [
     "RecordedRequest",
     "bad_json",
     "client_error",
+    "endless",
     "hang",
     "ok",
     "rate_limited",
+    "raw",
     "server_error",
     "slow_stream",
+    "sse_chunks",
     "stream_cut",
 ]
 
@@ -48,16 +53,21 @@ __all__ = [
 class Behaviour:
     """How the server answers one chat request."""
 
-    kind: str  # ok | rate_limited | status | hang | stream_cut | slow_stream | bad_json
-    text: str = ""  # the answer (ok, stream_cut, slow_stream)
+    # ok | rate_limited | status | hang | stream_cut | slow_stream | bad_json | raw | endless
+    kind: str
+    text: str = ""  # the answer (ok, stream_cut, slow_stream); endless: the delta repeated
     delay_s: float = 0.0  # wait before answering at all
     with_usage: bool = True  # report token usage (body, or the include_usage chunk)
     status: int = 200  # for "status"
     retry_after: str | None = None  # Retry-After header of a 429
     retry_after_ms: str | None = None  # retry-after-ms header of a 429
     after_deltas: int = 0  # stream_cut / slow_stream: deltas sent before the cut or the gap
-    gap_s: float = 0.0  # slow_stream: the silence before the remaining deltas
+    gap_s: float = 0.0  # slow_stream: the silence before the remaining deltas; endless: between pieces
     graceful: bool = False  # stream_cut: end the body properly instead of dropping the socket
+    one_line: bool = False  # endless: one SSE line that never ends instead of endless chunks
+    body: bytes = b""  # raw: the whole body, sent as is
+    content_type: str = "application/json"  # raw: the Content-Type header
+    write_bytes: int = 65_536  # raw: the body goes out in writes of this size
 
 
 def ok(
@@ -100,6 +110,49 @@ def slow_stream(text: str, *, after_deltas: int, gap_s: float) -> Behaviour:
 def bad_json(body: str = '{"id": "chatcmpl-broken", "choices": [') -> Behaviour:
     """A 200 ``application/json`` whose body is not a chat completion (by default, not JSON)."""
     return Behaviour(kind="bad_json", text=body)
+
+
+def raw(body: bytes, *, content_type: str = "application/json", status: int = 200,
+        write_bytes: int = 65_536) -> Behaviour:  # fmt: skip
+    """Send ``body`` byte for byte with this status and Content-Type, whatever was asked.
+
+    With ``content_type="text/event-stream"`` it is read as a stream (build it with
+    ``sse_chunks``, or write any framing garbage by hand).
+    """
+    return Behaviour(kind="raw", body=body, content_type=content_type, status=status, write_bytes=write_bytes)
+
+
+def endless(delta: str = "Paris\n", *, gap_s: float = 0.0, one_line: bool = False) -> Behaviour:
+    """A body that never finishes: until the client hangs up or the server stops.
+
+    A streamed request gets ``delta`` as a chunk every ``gap_s`` (0 = as fast as the client
+    reads), never a final chunk; with ``one_line``, one SSE ``data:`` line that never ends
+    instead (``delta`` repeated). A whole-answer request gets a JSON body that never ends
+    (JSON whitespace every ``gap_s``).
+    """
+    return Behaviour(kind="endless", text=delta, gap_s=gap_s, one_line=one_line)
+
+
+def sse_chunks(deltas: list[str], *, finish_reason: str | None = "stop", done: bool = True,
+               model: str = "test-model") -> bytes:  # fmt: skip
+    """A well-framed event stream carrying ``deltas`` as chat completion chunks."""
+    events = [_chunk_event(index, {"content": delta}, None, model) for index, delta in enumerate(deltas)]
+    if finish_reason is not None:
+        events.append(_chunk_event(len(deltas), {}, finish_reason, model))
+    if done:
+        events.append(b"data: [DONE]\n\n")
+    return b"".join(events)
+
+
+def _chunk_event(index: int, delta: dict[str, Any], finish_reason: str | None, model: str) -> bytes:
+    chunk = {
+        "id": f"chatcmpl-raw-{index}",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    return f"data: {json.dumps(chunk)}\n\n".encode()
 
 
 @dataclass(frozen=True)
@@ -262,6 +315,10 @@ class OpenAITestServer:
                 return web.Response(
                     status=200, text=behaviour.text, content_type="application/json"
                 )
+            case "raw":
+                return await self._raw(request, behaviour)
+            case "endless":
+                return await self._endless(request, streaming, behaviour)
         raise AssertionError(f"unknown behaviour {behaviour.kind!r}")
 
     async def _stream(
@@ -316,6 +373,43 @@ class OpenAITestServer:
             pass  # the client gave up on the stream (an idle timeout): nothing left to send
         return response
 
+    async def _raw(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=behaviour.status, headers={"Content-Type": behaviour.content_type}
+        )
+        await response.prepare(request)
+        body, step = behaviour.body, max(behaviour.write_bytes, 1)
+        try:
+            for start in range(0, len(body), step):
+                await response.write(body[start : start + step])
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading (a size or time bound): nothing left to send
+        return response
+
+    async def _endless(
+        self, request: web.Request, streaming: bool, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        content_type = "text/event-stream" if streaming else "application/json"
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
+        await response.prepare(request)
+        opening = b""
+        if streaming and behaviour.one_line:
+            opening = b"data: "
+            piece = behaviour.text.replace("\n", " ").encode() * (65_536 // max(len(behaviour.text), 1))
+        elif streaming:
+            piece = _chunk_event(0, {"content": behaviour.text}, None, self.model)
+        else:
+            piece = b" " * 1024  # JSON allows any amount of whitespace before the value
+        try:
+            await response.write(opening)
+            while await self._pause(request, behaviour.gap_s):
+                await response.write(piece)
+                await asyncio.sleep(0)  # a write to a fast reader may not yield: let others run
+        except ConnectionError:
+            pass  # the client gave up, as it must
+        return response
+
     def _completion_body(self, body: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "id": f"chatcmpl-test-{next(self._ids)}",
@@ -342,12 +436,13 @@ class OpenAITestServer:
         """Wait ``seconds``; False as soon as the client hangs up or the server stops."""
         # aiohttp does not cancel a handler when its client goes away, so watch the socket.
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while True:
             transport = request.transport
             if self._closing.is_set() or transport is None or transport.is_closing():
                 return False
+            if time.monotonic() >= deadline:
+                return True
             await asyncio.sleep(min(0.01, max(deadline - time.monotonic(), 0.0)))
-        return True
 
 
 def _deltas(text: str) -> list[str]:
