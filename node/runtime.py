@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from node.assembly import ExhaustionTracker, Node, Progress, exhaustion_estimate
 from node.cluster import ClusterMember, http_transport
+from node import log_filters
 from node.config import NodeConfig
 from node.llm.base import LLMBackend
 from node.llm.openai_backend import OpenAIBackend
@@ -62,6 +63,7 @@ async def run_node(
     on_listening: Callable[[str], None] = lambda url: None,
 ) -> NodeRun:
     """Run until the topic is exhausted (with ``exit_when_done``) or a signal/``stop`` arrives."""
+    log_filters.install()  # a malformed request from the network is one log line, not a traceback
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
