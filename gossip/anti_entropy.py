@@ -96,6 +96,7 @@ from gossip.messages import (
     MAX_PAYLOAD_BYTES,
     MAX_RECORDS_PER_TRANSFER,
     MAX_WANTED_KEYS,
+    SYMBOL_BYTES,
     AntiEntropyDigest,
     CodedSymbols,
     CodedSymbolsRequest,
@@ -397,8 +398,12 @@ class AntiEntropy(LoopService):
             return AntiEntropyDigest(ours.count, ours.digest, sketch, partitions)  # a bulk transfer follows
         partition_estimate = self._partition_estimate(sender.name) if request.partitions else None
         estimate = responder_estimate(theirs, request.sketch, ours, sketch, partition_estimate)
+        # The symbols share the reply with the sketch, the summaries (up to ~800 KB of them) and
+        # the estimator counts: they get the room those leave, or the reply could not be sent.
+        room = (self._config.max_message_bytes - _BODY_OVERHEAD_BYTES - len(sketch) - _partitions_wire_bytes(partitions)
+                - self._config.estimator_counts)  # fmt: skip
         count = initial_symbol_count(estimate, overhead=self._config.symbol_overhead, slack=self._config.symbol_slack,
-                                     maximum=self._config.symbols_per_message)  # fmt: skip
+                                     maximum=max(1, min(self._config.symbols_per_message, room // SYMBOL_BYTES)))  # fmt: skip
         block = await self._symbols(0, count)
         data = block.to_bytes()
         counts = b""
@@ -809,3 +814,9 @@ def _compare(a: _PeerSummary | None, b: _PeerSummary | None) -> tuple[float | No
 
 def _partitions_bytes(partitions: Sequence[PartitionSummary]) -> int:
     return sum(len(partition.label) + 24 + len(partition.sketch) for partition in partitions)
+
+
+def _partitions_wire_bytes(partitions: Sequence[PartitionSummary]) -> int:
+    """An upper bound on the summaries' packed size: UTF-8 labels, and msgpack's headers (≤ 20 B each)."""
+    return sum(len(partition.label.encode("utf-8")) + len(partition.digest) + len(partition.sketch) + 20
+               for partition in partitions)  # fmt: skip

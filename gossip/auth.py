@@ -211,7 +211,8 @@ class Refusal:
     Both transports use it, so a caller sees the same exception over HTTP and in memory.
     """
 
-    status: int  # 400 invalid, 401 unauthenticated, 403 other cluster, 413 too large, 500 failed, 503 not serving
+    status: int  # 400 invalid, 401 unauthenticated, 403 other cluster, 408 body too slow, 413 too large,
+    # 429 too many requests from one peer at once, 500 failed, 503 not serving
     reason: str
     cluster: str = ""  # the receiver's cluster id (403 only): the caller's error names both
 

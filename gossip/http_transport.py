@@ -2,10 +2,16 @@
 
 Server: the routes can be mounted on the node's one web application (``add_routes(app)``,
 next to its pages) or served by the transport itself (``start`` binds ``host:port``; port 0
-picks a free one). Every request is size-checked before it is read (413), opened by the
+picks a free one). Every request is size-checked before it is read (413), admitted only while
+its peer address has fewer than ``max_requests_per_peer`` requests in progress (429, unread:
+a burst from one peer costs a header parse per extra request, not a body buffered each), read
+within ``body_timeout_s`` (408: a slow-loris body cannot hold a slot for ever), opened by the
 ``Wire`` (400 malformed, 401 unauthenticated, 403 other cluster — the body names this node's
 cluster), then handed to the handler; a reply is a sealed envelope (200) or nothing (204).
-Refused messages change nothing and are logged at most once per peer per minute.
+Refused messages change nothing and are logged at most once per peer per minute. A server of
+its own also closes a connection that sends no complete request head within
+``idle_timeout_s`` (slow-loris headers, idle keep-alives); mounted on the node's application,
+that is the node server's job.
 
 Client: one keep-alive ``aiohttp.ClientSession``, a bound on requests in flight, one deadline
 per request covering the queue, the connection and the exchange. Refusals come back as the
@@ -36,6 +42,12 @@ logger = logging.getLogger(__name__)
 GOSSIP_PATH = "/gossip/{type}"  # {type} is the lowercase MessageType name, e.g. /gossip/ping
 CONTENT_TYPE = "application/msgpack"
 _MAX_REFUSAL_BYTES = 4096
+# A peer's sending transport keeps at most this many requests in flight (``max_in_flight``), so
+# one well-behaved node never meets the bound; nodes sharing one address (one host) share it.
+DEFAULT_MAX_REQUESTS_PER_PEER = 64
+DEFAULT_BODY_TIMEOUT_S = 10.0  # a whole envelope (≤ 1 MiB) at 100 KB/s; loopback and LANs take milliseconds
+# Above aiohttp clients' 15 s keep-alive, so a client drops an idle connection before we do.
+DEFAULT_IDLE_TIMEOUT_S = 30.0
 _PATH_TYPES = {kind.name.lower(): kind for kind in MessageType}
 # Hostnames, IPv4, or bracketed IPv6: an address is gossiped by peers, so nothing that could
 # bend the URL (paths, userinfo, queries) gets through.
@@ -69,9 +81,16 @@ class AiohttpTransport:
         max_in_flight: int = 64,
         connect_timeout_s: float = 2.0,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_requests_per_peer: int = DEFAULT_MAX_REQUESTS_PER_PEER,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if max_requests_per_peer < 1:
+            raise ValueError("max_requests_per_peer must be at least 1")
+        if body_timeout_s <= 0 or idle_timeout_s <= 0:
+            raise ValueError(f"timeouts must be > 0, got body {body_timeout_s}, idle {idle_timeout_s}")
         if advertise is not None:
             parse_address(advertise)
         self._wire = wire
@@ -81,7 +100,11 @@ class AiohttpTransport:
         self._max_in_flight = max_in_flight
         self._connect_timeout_s = connect_timeout_s
         self._max_message_bytes = max_message_bytes
+        self._max_requests_per_peer = max_requests_per_peer
+        self._body_timeout_s = body_timeout_s
+        self._idle_timeout_s = idle_timeout_s
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._serving: dict[str, int] = {}  # peer address -> its requests in progress (no entry at 0)
         self._handler: Handler | None = None
         self._mounted = False
         self._runner: web.AppRunner | None = None
@@ -91,7 +114,9 @@ class AiohttpTransport:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "serving" if self._handler else "idle"
-        return f"<AiohttpTransport {self._wire.name}@{self.local_address} {state}>"
+        in_progress = sum(self._serving.values())
+        return (f"<AiohttpTransport {self._wire.name}@{self.local_address} {state} "
+                f"requests_in_progress={in_progress} from_peers={len(self._serving)}>")  # fmt: skip
 
     @property
     def local_address(self) -> str:
@@ -116,7 +141,7 @@ class AiohttpTransport:
             return
         app = web.Application()
         app.add_routes(self.routes())
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=self._idle_timeout_s)
         await runner.setup()
         try:
             await web.TCPSite(runner, self._host, self._port).start()
@@ -192,8 +217,27 @@ class AiohttpTransport:
         if declared is not None and declared > self._max_message_bytes:
             # Refused unread: a peer cannot make us buffer more than the limit.
             return self._refuse(peer, Refusal(413, f"{declared} bytes, limit {self._max_message_bytes}"))
+        in_progress = self._serving.get(peer, 0)
+        if in_progress >= self._max_requests_per_peer:
+            return self._refuse(peer, Refusal(429, f"{in_progress} requests from {peer} in progress, "
+                                                   f"limit {self._max_requests_per_peer}"))  # fmt: skip
+        self._serving[peer] = in_progress + 1
         try:
-            data = await _read_limited(request.content, self._max_message_bytes, declared)
+            return await self._serve_admitted(request, peer, kind, handler)
+        finally:
+            left = self._serving[peer] - 1
+            if left:
+                self._serving[peer] = left
+            else:
+                del self._serving[peer]  # bounded by the requests in progress, not by every peer ever seen
+
+    async def _serve_admitted(self, request: web.Request, peer: str, kind: MessageType,
+                              handler: Handler) -> web.StreamResponse:  # fmt: skip
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                data = await _read_limited(request.content, self._max_message_bytes, request.content_length)
+        except TimeoutError:
+            return self._refuse(peer, Refusal(408, f"body not received within {self._body_timeout_s:g} s"))
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             return self._refuse(peer, Refusal(400, f"body could not be read: {exc}"))
         if data is None:

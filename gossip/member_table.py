@@ -32,6 +32,7 @@ from gossip.clock import LoopClock
 from gossip.config import GossipConfig
 from gossip.messages import (
     MAX_ADDRESS_CHARS,
+    MAX_INCARNATION,
     MAX_MEMBERS_PER_PUSH_PULL,
     MAX_NAME_CHARS,
     MAX_UPDATES_PER_MESSAGE,
@@ -140,7 +141,7 @@ class MemberTable:
         self._config = config
         self._rng = rng
         self._delegate = delegate
-        self._incarnation = incarnation
+        self._incarnation = min(incarnation, MAX_INCARNATION)  # a restart at the ceiling stays on it
         self._self_state = MemberState.ALIVE
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._queue: TransmitLimitedQueue[MemberUpdate] = TransmitLimitedQueue(
@@ -314,7 +315,11 @@ class MemberTable:
             self._enqueue(MemberUpdate(self._name, self.address, self._incarnation, MemberState.ALIVE))
 
     def _refute(self, accused_incarnation: int, reason: str) -> None:
-        self._incarnation = max(self._incarnation + 1, accused_incarnation + 1)
+        if self._incarnation >= MAX_INCARNATION:
+            # Only a forged rumour gets here (one step per refutation or restart): stay
+            # sendable rather than out-rank it; the alive claim is re-announced all the same.
+            log.warning("%s: cannot refute (%s): our incarnation is at the ceiling", self._name, reason)
+        self._incarnation = min(max(self._incarnation + 1, accused_incarnation + 1), MAX_INCARNATION)
         self._counters["refutations"] += 1
         self._awareness.apply_delta(1)  # Lifeguard: others could not hear us; maybe we are slow
         self._enqueue(MemberUpdate(self._name, self.address, self._incarnation, MemberState.ALIVE))
@@ -419,7 +424,7 @@ def _valid_update(update: object) -> bool:
         and _valid_address(update.address)
         and isinstance(update.incarnation, int)
         and not isinstance(update.incarnation, bool)
-        and update.incarnation >= 0
+        and 0 <= update.incarnation <= MAX_INCARNATION
         and isinstance(update.state, MemberState)
         and isinstance(update.source, str)
         and len(update.source) <= MAX_NAME_CHARS

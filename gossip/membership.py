@@ -84,6 +84,7 @@ from gossip.member_table import (
     _update_size,
 )
 from gossip.messages import (
+    MAX_INCARNATION,
     Ack,
     MemberState,
     MemberUpdate,
@@ -249,7 +250,7 @@ class Membership(Prober):
             return
         self._bind_loop()
         self._leaving = True
-        self._incarnation += 1
+        self._incarnation = min(self._incarnation + 1, MAX_INCARNATION)
         self._self_state = MemberState.LEFT
         sent = asyncio.Event()
         update = MemberUpdate(self._name, self.address, self._incarnation, MemberState.LEFT, source=self._name)

@@ -32,6 +32,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "MAX_MESSAGE_BYTES",
     "MAX_UPDATES_PER_MESSAGE",
+    "MAX_INCARNATION",
     "MAX_MEMBERS_PER_PUSH_PULL",
     "MAX_NAME_CHARS",
     "MAX_ADDRESS_CHARS",
@@ -78,6 +79,10 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 1024 * 1024  # a whole envelope; larger bodies are refused unread (413)
 MAX_UPDATES_PER_MESSAGE = 64  # piggybacked membership updates
+# A signed 64-bit integer, what a node can persist (SQLite) — and far beyond what restarts and
+# refutations reach (one step each). A member never goes above it (``gossip.member_table``),
+# so a forged rumour at the ceiling cannot push it past what the wire and its store carry.
+MAX_INCARNATION = 2**63 - 1
 MAX_MEMBERS_PER_PUSH_PULL = 4096
 MAX_NAME_CHARS = 128
 MAX_ADDRESS_CHARS = 300  # host:port, IPv6 in brackets included
@@ -523,7 +528,7 @@ def _parse_update(raw: object) -> MemberUpdate:
     return MemberUpdate(
         name=_str(fields[0], "member name", max_chars=MAX_NAME_CHARS, allow_empty=False),
         address=_str(fields[1], "member address", max_chars=MAX_ADDRESS_CHARS, allow_empty=False),
-        incarnation=_int(fields[2], "member incarnation"),
+        incarnation=_int(fields[2], "member incarnation", maximum=MAX_INCARNATION),
         state=_enum(MemberState, fields[3], "member state"),
         source=_str(fields[4], "member update source", max_chars=MAX_NAME_CHARS),
     )

@@ -23,9 +23,11 @@ key always names exactly one content.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gossip.messages import MAX_NAME_CHARS  # the longest label anti-entropy's summaries carry
 from node.normalize import EntryId
 
 __all__ = [
@@ -134,5 +136,14 @@ Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord | Verdict
 
 
 def index_label(record: Record) -> str:
-    """The partition a record is filed under in anti-entropy's per-partition sketches."""
-    return "" if isinstance(record, CapacityRecord) else record.partition
+    """The partition a record is filed under in anti-entropy's per-partition sketches.
+
+    Its partition path — or, for a path longer than the wire allows a label (a deep plan's
+    path may reach MAX_PARTITION_CHARS), its head and a hash of the whole: every node files a
+    record under the same label, and anti-entropy can always index it.
+    """
+    path = "" if isinstance(record, CapacityRecord) else record.partition
+    if len(path) <= MAX_NAME_CHARS:
+        return path
+    digest = hashlib.blake2b(path.encode("utf-8"), digest_size=8).hexdigest()
+    return f"{path[: MAX_NAME_CHARS - len(digest) - 1]}#{digest}"

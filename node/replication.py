@@ -100,7 +100,8 @@ class RecordExchange:
         if not records:
             return []
         for record in records:
-            self._clock.observe(record.hlc)  # our next timestamps order after what we have seen
+            if not self._clock.observe(record.hlc):  # our next timestamps order after what we have seen
+                log.debug("not following the clock of a %s record stamped far ahead of ours", type(record).__name__)
         added = await self._store.add(records)
         for record in added:
             self._state.apply(record)

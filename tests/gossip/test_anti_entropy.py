@@ -25,6 +25,8 @@ from gossip.errors import ProtocolError
 from gossip.keyset import KeySet
 from gossip.membership import Membership
 from gossip.messages import (
+    MAX_MESSAGE_BYTES,
+    MAX_PARTITIONS_PER_DIGEST,
     AntiEntropyDigest,
     CodedSymbols,
     MemberState,
@@ -34,7 +36,7 @@ from gossip.messages import (
     RecordTransfer,
 )
 from gossip.sketch import empty_sketch
-from gossip.testing import InMemoryNetwork, Leg, run_virtual, virtual_time
+from gossip.testing import InMemoryNetwork, Leg, make_wire, run_virtual, virtual_time
 from gossip.transport import Sender
 from tests.gossip.anti_entropy_harness import (
     AENode,
@@ -254,6 +256,23 @@ async def test_requests_are_served_statelessly_and_other_messages_refused() -> N
     wanted = [record_key(item) for item in list(a.store.held)[:3]] + [b"\x00" * 16]
     served = await a.engine.handle(RecordTransfer((), tuple(wanted), 0, bytes(16)), PEER)
     assert isinstance(served, RecordTransfer) and served.served == 4 and len(served.items) == 3
+    await close_nodes(network, [a])
+
+
+@virtual_time
+async def test_a_reply_with_every_partition_summary_and_a_full_batch_of_symbols_still_fits_one_message() -> None:
+    """Found by fuzzing: asked for partitions with a large estimated difference, a node holding
+    1,024 partitions answered 32,768 symbols *and* ~400 KB of summaries — over
+    MAX_MESSAGE_BYTES, so the reply could not be sealed (a 500, every round). The symbols now
+    fill only the room the summaries leave."""
+    network, a, _ = await _pair()
+    labels = [f"{index:04d}-" + "é" * 120 for index in range(MAX_PARTITIONS_PER_DIGEST)]
+    a.store.commit(make_record(label, str(copy)) for label in labels for copy in range(2))
+    request = AntiEntropyDigest(2**40, b"\x01" * 16, empty_sketch(), want_partitions=True)
+    reply = await a.engine.handle(request, PEER)
+    assert isinstance(reply, CodedSymbols) and len(reply.partitions) == MAX_PARTITIONS_PER_DIGEST
+    assert len(reply.symbols) > 0
+    assert len(make_wire("10.9.0.1:7946", name="n0").seal(reply)) <= MAX_MESSAGE_BYTES
     await close_nodes(network, [a])
 
 

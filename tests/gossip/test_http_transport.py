@@ -169,6 +169,58 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data[start : start + 1000]
 
 
+async def test_a_peer_over_its_bound_of_requests_in_progress_gets_429_unread(transports: list[AiohttpTransport]) -> None:
+    """Found by fuzzing: a burst from one peer had every body buffered at once. Now a peer has at
+    most ``max_requests_per_peer`` requests read or handled at a time; the next is refused 429
+    without reading its body, and a slot frees as soon as one finishes."""
+    release = asyncio.Event()
+    recorder = Recorder()
+    entered: list[Message] = []
+
+    async def held(message: Message, sender: Sender) -> Message | None:
+        entered.append(message)
+        await release.wait()
+        return await recorder(message, sender)
+
+    b = await _serving(transports, "b", held, max_requests_per_peer=2)
+    wire = _wire("a")
+    url = f"http://{b.local_address}/gossip/ping"
+    async with aiohttp.ClientSession() as session:
+        held_requests = [asyncio.create_task(session.post(url, data=wire.seal(Ping(seq, "b")))) for seq in (1, 2)]
+        while len(entered) < 2:
+            await asyncio.sleep(0.01)
+        async with session.post(url, data=wire.seal(Ping(3, "b"))) as response:
+            assert response.status == 429
+            assert "limit 2" in (await response.json())["reason"]
+        release.set()
+        for task in held_requests:
+            async with await task as response:
+                assert response.status == 200
+        async with session.post(url, data=wire.seal(Ping(4, "b"))) as response:
+            assert response.status == 200
+    assert [message.seq for message, _ in recorder.seen] == [1, 2, 4]  # type: ignore[attr-defined]
+    assert "requests_in_progress=0 " in repr(b)  # nothing kept per peer once its requests are done
+
+
+async def test_a_body_that_does_not_arrive_within_the_body_timeout_is_refused_408(
+    transports: list[AiohttpTransport],
+) -> None:
+    """Found by fuzzing: a slow-loris body held its request (and a per-peer slot) for ever."""
+    recorder = Recorder()
+    b = await _serving(transports, "b", recorder, body_timeout_s=0.3)
+    host, port = parse_address(b.local_address)
+    reader, writer = await asyncio.open_connection(host, port)
+    sealed = _wire("a").seal(Ping(1, "b"))
+    writer.write(f"POST /gossip/ping HTTP/1.1\r\nHost: b\r\nContent-Length: {len(sealed)}\r\n\r\n".encode())
+    writer.write(sealed[:10])  # and the rest never comes
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await asyncio.wait_for(reader.read(100), 2.0)
+    assert answer.startswith(b"HTTP/1.1 408") and 0.3 <= loop.time() - started < 1.0
+    writer.close()
+    assert recorder.seen == []
+
+
 async def test_a_slow_peer_is_a_request_timeout(transports: list[AiohttpTransport]) -> None:
     release = asyncio.Event()
 

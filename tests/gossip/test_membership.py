@@ -17,7 +17,8 @@ import pytest
 from gossip.config import GossipConfig
 from gossip.errors import JoinError, ProtocolError, RequestTimeout, TransportError
 from gossip.membership import MemberInfo, Membership, push_pull_interval_s
-from gossip.messages import Ack, MemberState, MemberUpdate, Message, Nack, Payloads, Ping, PingReq, PushPull
+from gossip.messages import (MAX_INCARNATION, Ack, MemberState, MemberUpdate, Message, Nack, Payloads, Ping,
+                             PingReq, PushPull, encode_message)  # fmt: skip
 from gossip.testing import InMemoryNetwork, run_virtual, virtual_time
 from gossip.transport import Sender, Transport
 from tests.gossip.membership_harness import (Cluster, Recorder, address_of, eventually, everyone_sees,
@@ -276,6 +277,19 @@ async def test_an_alive_claim_above_our_incarnation_is_refuted() -> None:
     membership = make(incarnation=1)
     await tell(membership, MemberUpdate(ME, "elsewhere:1", 9, ALIVE))
     assert membership.incarnation == 10
+
+
+@virtual_time
+async def test_an_accusation_at_the_incarnation_ceiling_never_takes_us_past_what_the_wire_carries() -> None:
+    """A forged rumour at MAX_INCARNATION (found by fuzzing: we refuted with 2**64 and could
+    seal no message after it): we stay at the ceiling, and our replies and leave still encode."""
+    membership = make(incarnation=3)
+    reply = await tell(membership, MemberUpdate(ME, MY_ADDRESS, MAX_INCARNATION, SUSPECT, "forger"))
+    assert membership.incarnation == MAX_INCARNATION
+    assert reply is not None and encode_message(reply)
+    await tell(membership, MemberUpdate(ME, MY_ADDRESS, MAX_INCARNATION, DEAD, "forger"))
+    await membership.leave(timeout_s=0.1)
+    assert membership.incarnation == MAX_INCARNATION
 
 
 @virtual_time

@@ -13,6 +13,7 @@ from gossip.errors import DecodeError, ProtocolError
 from gossip.messages import (
     MAC_BYTES,
     MAX_ADDRESS_CHARS,
+    MAX_INCARNATION,
     MAX_MEMBERS_PER_PUSH_PULL,
     MAX_MESSAGE_BYTES,
     MAX_NAME_CHARS,
@@ -118,6 +119,8 @@ def test_an_unknown_member_state_is_a_protocol_error() -> None:
         ([1, "t", [["", "a:1", 0, 0, ""]]], MessageType.PING, "member name: must not be empty"),
         ([True, "t", []], MessageType.PING, "expected an integer"),  # a bool is not a seq
         ([-1, "t", []], MessageType.PING, "expected an integer"),
+        # One past the ceiling a member can persist and refute from (a forged rumour's favourite).
+        ([1, "t", [["n", "a:1", MAX_INCARNATION + 1, 0, ""]]], MessageType.PING, "member incarnation"),
         ([1, "t"], MessageType.PING, "expected 3 fields"),
         ([[], 1], MessageType.PUSH_PULL, "expected a boolean"),
         ({"seq": 1}, MessageType.NACK, "expected an array"),
@@ -254,7 +257,7 @@ _updates = st.builds(
     MemberUpdate,
     name=st.text(min_size=1, max_size=20),
     address=st.text(min_size=1, max_size=30),
-    incarnation=st.integers(0, 2**64 - 1),
+    incarnation=st.integers(0, MAX_INCARNATION),
     state=st.sampled_from(MemberState),
     source=st.text(max_size=20),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.hlc import HybridClock, hlc_pack, hlc_physical_ms
+from node.hlc import MAX_AHEAD_S, HybridClock, hlc_pack, hlc_physical_ms
 
 
 class FakeWall:
@@ -42,3 +42,16 @@ def test_observed_remote_timestamp_bounds_the_next_one() -> None:
     assert clock.now() == remote + 1
     clock.observe(hlc_pack(1, 0))  # an old timestamp changes nothing
     assert clock.now() == remote + 2
+
+
+def test_a_timestamp_far_ahead_of_the_wall_clock_is_not_followed() -> None:
+    """Found by fuzzing: one record stamped 2**64 - 1 made every later timestamp unencodable
+    (and a far-future one would drag the whole cluster's clocks): beyond MAX_AHEAD_S it is ignored."""
+    wall = FakeWall(1000.0)
+    clock = HybridClock(wall)
+    assert not clock.observe(2**64 - 1)
+    assert not clock.observe(hlc_pack(1_000_000 + int(MAX_AHEAD_S * 1000) + 1, 0))
+    assert hlc_physical_ms(clock.now()) == 1_000_000
+    near = hlc_pack(1_000_000 + int(MAX_AHEAD_S * 1000), 3)
+    assert clock.observe(near)  # within the bound: followed, as before
+    assert clock.now() == near + 1 < 2**64

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import msgpack
 
-from node.codec import encode_record
+from gossip.messages import MAX_NAME_CHARS
+from node.codec import MAX_PARTITION_CHARS, encode_record
 from node.hlc import HybridClock, hlc_pack
 from node.normalize import entry_id
-from node.records import EntryRecord
+from node.records import EntryRecord, index_label
 from node.replication import RecordExchange
 from node.state import NodeState
 from node.store import Store
@@ -62,10 +63,40 @@ async def test_local_commits_are_published_encoded(tmp_path: Path) -> None:
 
 
 async def test_received_timestamps_advance_the_local_clock(tmp_path: Path) -> None:
-    """After merging a record from the future, local timestamps order after it."""
+    """After merging a record from the (near) future, local timestamps order after it."""
     clock = HybridClock(lambda: 1.0)
-    future = hlc_pack(10_000_000, 3)
+    future = hlc_pack(200_000, 3)  # 199 s ahead: within what the clock follows (node.hlc.MAX_AHEAD_S)
     async with await Store.open(tmp_path, topic="t") as store:
         exchange = RecordExchange(store=store, state=NodeState(), clock=clock)
         await exchange.merge([encode_record(_entry("Bergen", hlc=future))])
     assert clock.now() > future
+
+
+async def test_a_record_stamped_at_the_end_of_time_does_not_drag_the_clock_past_64_bits(tmp_path: Path) -> None:
+    """Found by fuzzing: after one record stamped 2**64 - 1, no record could be encoded again."""
+    clock = HybridClock(lambda: 1.0)
+    async with await Store.open(tmp_path, topic="t") as store:
+        exchange = RecordExchange(store=store, state=NodeState(), clock=clock)
+        assert len(await exchange.merge([encode_record(_entry("Narvik", hlc=2**64 - 1))])) == 1  # kept: it is data
+        local = _entry("Tromsø", origin="me", hlc=clock.now())
+        assert await store.add([local]) == [local]
+
+
+async def test_a_partition_path_longer_than_a_gossip_label_is_indexed_under_a_stable_short_label(
+    tmp_path: Path,
+) -> None:
+    """Found by fuzzing: a record whose partition path passed 128 characters (a deep plan, or a
+    peer) was stored but could not be indexed for anti-entropy — an error, and a node that
+    could not restart. Long paths now map to one stable label of at most 128 characters."""
+    deep = "/".join(["Region of Somewhere Quite Far Away"] * 10)[:MAX_PARTITION_CHARS]
+    indexed: list[tuple[bytes, str]] = []
+    async with await Store.open(tmp_path, topic="t") as store:
+        exchange = RecordExchange(store=store, state=NodeState(), clock=HybridClock())
+        exchange.connect(lambda items: None, index=lambda key, label: indexed.append((key, label)))
+        record = EntryRecord(id=entry_id("Hammerfest"), text="Hammerfest", partition=deep, origin="peer", hlc=5)
+        assert len(await exchange.merge([encode_record(record)])) == 1
+    (_, label), = indexed
+    assert label == index_label(record) and len(label) <= MAX_NAME_CHARS and label.startswith(deep[:100])
+    other = EntryRecord(id=entry_id("Alta"), text="Alta", partition=deep[:-1] + "x", origin="peer", hlc=5)
+    assert index_label(other) != label  # the hash tells two long paths with one head apart
+    assert index_label(_entry("Bodø")) == ""  # short paths are their own label
