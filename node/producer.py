@@ -274,15 +274,24 @@ class Producer:
         return self._after_failure(call, failure)
 
     def _after_verification(self, failure: LLMError | None) -> float:
+        """Back off after a failed verification call (the verifier counted and logged it)."""
         if failure is None:
             self._consecutive_failures = 0
             return 0.0
-        return self._after_failure(0, failure)
+        delay = self._backoff(failure)
+        log.debug("backing off %.2fs after a failed verification call", delay)
+        return delay
 
     def _after_failure(self, call: int, failure: LLMError) -> float:
         self.stats.calls_failed += 1
         kind = type(failure).__name__
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+        delay = self._backoff(failure)
+        log.warning("call %d failed (%s: %s); backing off %.2fs", call, kind, failure, delay)
+        return delay
+
+    def _backoff(self, failure: LLMError) -> float:
+        """The delay after one more consecutive failure: full jitter, at least any Retry-After."""
         self._consecutive_failures += 1
         delay = backoff_delay_s(
             self._consecutive_failures,
@@ -292,7 +301,6 @@ class Producer:
         )
         if isinstance(failure, LLMRateLimited) and failure.retry_after_s is not None:
             delay = max(delay, min(failure.retry_after_s, self._config.max_retry_after_s))
-        log.warning("call %d failed (%s: %s); backing off %.2fs", call, kind, failure, delay)
         return delay
 
     async def _accept(self, text: str, partition: str, observed: list[ObservedItem]) -> None:

@@ -57,6 +57,7 @@ class NodeState:
         self.policy = policy or VerificationPolicy()
         self._verdicts: dict[EntryId, dict[tuple[str, int], bool]] = defaultdict(dict)  # entry -> (node, call) -> real
         self.verdict_count = 0
+        self.version = 0  # grows with every record applied: a key for anything derived from the state
         self._rejected: tuple[tuple[int, int, int], frozenset[EntryId]] = ((0, 0, 0), frozenset())
         self._generated: Counter[EntryId] = Counter()  # times each entry was generated, all calls
         self._samples: dict[str, Counter[EntryId]] = defaultdict(Counter)  # partition -> counts
@@ -81,6 +82,7 @@ class NodeState:
 
     def apply(self, record: Record) -> bool:
         """Fold one new record in; True if the list changed."""
+        self.version += 1
         if isinstance(record, EntryRecord):
             known = self.entries.shown(record.id) is not None
             changed = self.entries.add(record)

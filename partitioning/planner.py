@@ -101,6 +101,7 @@ class Planner:
         self._context = PartitionContext(state, self._plan, self._initials, parent_entries=config.parent_entries)
         self._owners: dict[str, str] = {}
         self._owners_for: tuple[int, frozenset[tuple[str, float]]] | None = None
+        self._texts_memo: tuple[tuple[int, str, bool], list[str]] | None = None
         self._in_flight: Counter[str] = Counter()
         self._acting: set[str] = set()  # leaves being split or retired by this node right now
         self._unsplittable: set[str] = set()
@@ -130,7 +131,17 @@ class Planner:
 
     def known_for(self, partition: str) -> list[str]:
         """The known entries to put in a prompt for ``partition``, most useful first."""
-        return self.context.known_texts(partition, by_frequency=self._by_frequency)
+        return self._known_texts(partition, inherited=True)
+
+    def _known_texts(self, leaf: str, *, inherited: bool) -> list[str]:
+        """A leaf's context texts, computed once per state: ``acquire`` judges the leaf and the
+        producer then prompts with it, with no record applied in between."""
+        inherited = inherited and self._config.parent_entries == "inherit"  # otherwise the same list
+        key = (self._state.version, leaf, inherited)
+        if self._texts_memo is None or self._texts_memo[0] != key:
+            texts = self.context.known_texts(leaf, by_frequency=self._by_frequency, inherited=inherited)
+            self._texts_memo = (key, texts)
+        return list(self._texts_memo[1])
 
     def reason_to_stop(self) -> str | None:
         """Why production is over (every partition retired), or None."""
@@ -179,7 +190,7 @@ class Planner:
         if with_context:
             # its own entries: what "inherit" copies into the prompt from above must not
             # make every child look too big to fit, or splits would cascade
-            texts = self.context.known_texts(leaf, inherited=False)
+            texts = self._known_texts(leaf, inherited=False)
             known = len(texts)
             known_tokens = sum(estimate_tokens(text) + 2 for text in texts)
             estimate = chao1(self._state.sample_counts().get(leaf, {}).values())
