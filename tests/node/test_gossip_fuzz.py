@@ -157,9 +157,13 @@ def test_a_burst_of_2000_requests_from_one_peer_is_bounded_and_healthz_stays_qui
     answers = {status for status in statuses if status[0].isdigit()}
     assert answers <= {"400", "429", "503"}, summary
     assert statuses["503"] > 0 and statuses["400"] > 0, summary  # the cap engaged; the admitted ones were judged
-    # Quick means well under a second (the on-demand run measures 0.15–0.35 s); 2 s leaves
-    # room for a loaded CI machine.
-    assert set(sampler.statuses) == {"200"} and max(sampler.latencies) < 2.0, summary
+    # Every probe is answered. Quick means well under a second over a kept connection (the
+    # on-demand run measures 0.15–0.35 s; 2 s leaves room for a loaded CI machine): that is the
+    # node's event loop. A fresh connection's time also holds the kernel's SYN retransmission
+    # (1 s, then 2 s more) while the flood fills the listen backlog, which says nothing about
+    # the node and made this flaky (2.05 s once on 2 shared cores); it is in the summary.
+    assert set(sampler.statuses) == {"200"} and len(sampler.fresh_latencies) > 0, summary
+    assert max(sampler.kept_latencies) < 2.0, summary
     # Without the caps the node buffered every body at once: ~+300 MiB (measured before the fix).
     assert sampler.rss_peak - sampler.rss_before < 150 * 2**20, summary
     assert after == before
