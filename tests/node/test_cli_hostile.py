@@ -33,6 +33,9 @@ from node import cli as node_cli
 from node import sim_cli
 from node.llm.sim import cli as sim_llm_cli
 
+from tests import suite_report
+from tests.suite_report import HOSTILE_INPUT as SECTION
+
 COMMANDS: dict[str, click.Command] = {
     "gossip-node": node_cli.main,
     "gossip-sim": sim_cli.main,
@@ -309,6 +312,7 @@ def test_every_hostile_invocation_ends_with_exit_2_and_one_clear_line(
         else:
             tally.add(invocation.kind, "rejected", state_changed=changed,
                       finding=f"{label}: changed the working directory" if changed else None)  # fmt: skip
+    _record(tally)
     assert tally.total("rejected") == tally.total("tried") >= 90, str(tally)
     assert tally.total("crashed") == 0 and tally.total("state_changed") == 0, str(tally)
 
@@ -355,6 +359,7 @@ def test_generated_command_lines_are_accepted_or_refused_never_crash(
         _judge_generated(tally, "generated argv", args, result, changed)
 
     check()
+    _record(tally)
     assert tally.total("crashed") == 0 and tally.total("wrong") == 0 and tally.total("state_changed") == 0, str(tally)
     assert tally.total("accepted") > 0 and tally.total("rejected") > 0, str(tally)
 
@@ -402,8 +407,16 @@ def test_generated_config_files_are_accepted_or_refused_never_crash(tmp_path: Pa
         _judge_generated(tally, "generated config", [text[:200], repr(raw_tail)], result, changed)
 
     check()
+    _record(tally)
     assert tally.total("crashed") == 0 and tally.total("wrong") == 0 and tally.total("state_changed") == 0, str(tally)
     assert tally.total("accepted") > 0 and tally.total("rejected") > 0, str(tally)
+
+
+def _record(tally: Tally) -> None:
+    """Add the counts to the suite's printed figures (a refusal with the wrong exit counts as crashed)."""
+    suite_report.record(SECTION, "CLI and config", tried=tally.total("tried"), answered=tally.total("accepted"),
+                        rejected=tally.total("rejected"), crashed=tally.total("crashed") + tally.total("wrong"),
+                        state_changed=tally.total("state_changed"))  # fmt: skip
 
 
 def _judge_generated(tally: Tally, kind: str, args: list[str], result: Result, changed: bool) -> None:

@@ -21,6 +21,8 @@ import aiohttp
 import pytest
 
 from gossip.messages import MAX_MESSAGE_BYTES, Ping
+from tests import suite_report
+from tests.suite_report import FUZZ_COLUMNS, HOSTILE_INPUT as SECTION
 from tests.node.fuzz_target import TARGET_NAME, InProcessNode
 from tests.node.gossip_fuzz import Fuzzer, assert_clean, own_records, run_many
 from tests.node.gossip_inputs import KINDS, Sealer
@@ -62,6 +64,7 @@ def test_generated_hostile_messages_crash_nothing_and_only_valid_records_change_
         fuzzer = Fuzzer(target)
         tally = run_many(fuzzer, 450, own_records(target.data_dir), seed=14)
         fuzzer.close()
+        suite_report.record_tally(SECTION, "gossip endpoint", tally, FUZZ_COLUMNS)
         assert_clean(tally)
         assert set(tally.kinds) == set(KINDS), tally.table()
         for kind in ("mutated envelope", "truncated", "wrong key", "no MAC", "stale or future", "other cluster",

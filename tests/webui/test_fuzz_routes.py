@@ -22,6 +22,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import suite_report
+from tests.suite_report import HOSTILE_INPUT as SECTION
 from tests.webui.fake_view import FakeView
 from tests.webui.fuzz_http import (
     PROTOCOL_GARBAGE,
@@ -73,6 +75,9 @@ def entry(served: ServedApp[FakeView]) -> str:
 
 def _assert_clean(tally: Tally, *, minimum: int) -> None:
     totals = tally.totals()
+    refused = totals["rejected"] + totals["parser_400"] + totals["busy"]  # aiohttp's own 400s and 503s refuse too
+    suite_report.record(SECTION, "web routes", tried=totals["tried"], answered=totals["answered"], rejected=refused,
+                        crashed=totals["crashed"], state_changed=totals["state_changed"])  # fmt: skip
     assert tally.clean() and totals["tried"] >= minimum, tally.summary()
     assert totals["crashed"] == 0 and totals["state_changed"] == 0, tally.summary()
 

@@ -25,6 +25,8 @@ from node.llm.openai_backend import OpenAIBackend
 from node.name_cleaning import sanitize
 from node.verdicts import parse_verdicts
 from partitioning.labels import MAX_LABEL_CHARS, clean_split_labels
+from tests import suite_report
+from tests.suite_report import FUZZ_COLUMNS, HOSTILE_INPUT as SECTION
 from tests.node.llm.hostile_llm import (
     CORPUS,
     HOSTILE_CONFIG,
@@ -72,6 +74,7 @@ async def test_the_hostile_corpus_never_crashes_the_producer_nor_corrupts_its_st
             findings.append(mismatch)
         if result.seconds > (case.total_timeout_s or 0) + 5:
             findings.append(f"{case.name}: took {result.seconds:.1f} s")
+    suite_report.record_tally(SECTION, "LLM output", tally, FUZZ_COLUMNS)
     assert not findings and tally.total("crashed") == 0 and tally.total("state_changed") == 0, (
         f"{findings}\ncounts: {tally}"
     )
@@ -195,6 +198,7 @@ def test_sanitize_drops_every_control_format_and_surrogate_code_point() -> None:
 def test_fuzzed_whole_bodies_only_ever_raise_llm_errors() -> None:
     """Mutated completions, arbitrary JSON, bytes and cut JSON: an answer or an LLMError, quickly."""
     tally, findings, _ = fuzz_backend(streaming=False, examples=150)
+    suite_report.record_tally(SECTION, "LLM output", tally, FUZZ_COLUMNS)
     assert not findings and tally.total("crashed") == 0, f"{findings[:5]}\ncounts: {tally}"
     assert tally.total("rejected") > 0 and tally.total("answered") > 0, str(tally)
 
@@ -202,6 +206,7 @@ def test_fuzzed_whole_bodies_only_ever_raise_llm_errors() -> None:
 def test_fuzzed_event_streams_only_ever_raise_llm_errors() -> None:
     """Mutated chunks, framing garbage and odd line ends: an answer or an LLMError, quickly."""
     tally, findings, _ = fuzz_backend(streaming=True, examples=150)
+    suite_report.record_tally(SECTION, "LLM output", tally, FUZZ_COLUMNS)
     assert not findings and tally.total("crashed") == 0, f"{findings[:5]}\ncounts: {tally}"
     assert tally.total("rejected") > 0 and tally.total("answered") > 0, str(tally)
 
@@ -209,6 +214,7 @@ def test_fuzzed_event_streams_only_ever_raise_llm_errors() -> None:
 def test_fuzzed_answer_texts_commit_only_clean_bounded_entries(tmp_path: Path) -> None:
     """Hostile answer texts in random deltas: answered, and every committed record is clean."""
     tally, findings, _ = fuzz_answer_texts(tmp_path, examples=60)
+    suite_report.record_tally(SECTION, "LLM output", tally, FUZZ_COLUMNS)
     assert not findings and tally.total("crashed") == 0 and tally.total("state_changed") == 0, (
         f"{findings[:5]}\ncounts: {tally}"
     )
