@@ -5,7 +5,12 @@ lines (verified not real) are left out. Two nodes holding the same set write byt
 files. ``ListFileWriter`` rewrites ``DATA_DIR/list.jsonl`` atomically
 (write a temp file in the same directory, fsync, rename over, fsync the directory): a reader
 sees the old file or the new one, never half of one. Rewrites are debounced — many changes in
-a burst cost one write — and the last change is always written on ``flush``/``aclose``.
+a burst cost one write — and the last change is always written on ``flush``/``aclose``. A
+rewrite cut short by a kill leaves its temp file behind; the next writer on the directory
+removes such leftovers before its first write (one node per data dir: the store's lock).
+A write the disk refuses (full, read-only) leaves the old file whole and no temp file behind;
+it is logged once, retried with a growing pause while the disk refuses, and the next write
+that succeeds is logged too: the list file is a copy of the database, never the only one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import csv
 import io
 import json
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LIST_FILENAME = "list.jsonl"
 EXPORT_FORMATS = ("jsonl", "csv", "txt")
+_RETRY_MAX_S = 30.0  # longest pause between attempts while the disk refuses the list file
 
 StatusOf = Callable[[ListEntry], str]
 """A line's status (``node.evidence``); rejected lines are left out of every file."""
@@ -107,7 +114,9 @@ class ListFileWriter:
         self._write_lock = asyncio.Lock()  # one write at a time, never cancelled mid-way
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._swept = False  # temp files left by a killed writer removed (once, before the first write)
         self.writes = 0
+        self.failures = 0  # consecutive writes the disk refused (0 once one succeeds)
 
     def __repr__(self) -> str:
         return f"<ListFileWriter {self._path} writes={self.writes} dirty={self._dirty.is_set()}>"
@@ -129,15 +138,33 @@ class ListFileWriter:
             # Debounce: gather the rest of a burst of changes into this one write.
             await first_of(asyncio.sleep(self._debounce_s), self._stopping.wait())
             await self.flush()
+            if self.failures:  # the disk refused: wait longer before each new attempt, don't spin
+                pause_s = min(_RETRY_MAX_S, self._debounce_s * 2.0**self.failures)
+                await first_of(asyncio.sleep(pause_s), self._stopping.wait())
 
     async def flush(self) -> None:
-        """Write the file now if anything changed since the last write."""
+        """Write the file now if anything changed since the last write (a refused write is logged,
+        not raised: the file stays as it was and is written again later)."""
         async with self._write_lock:
+            if not self._swept:
+                self._swept = True
+                await asyncio.to_thread(_remove_leftover_temporaries, self._path)
             if not self._dirty.is_set() and self._path.exists():
                 return
             self._dirty.clear()
             content = "".join(iter_jsonl(self._entries, self._status))  # rendered on the loop: a consistent snapshot
-            await asyncio.to_thread(_write_atomically, self._path, content)
+            try:
+                await asyncio.to_thread(_write_atomically, self._path, content)
+            except OSError as exc:
+                self._dirty.set()  # still to be written
+                self.failures += 1
+                if self.failures == 1:
+                    log.error("cannot write %s (%s); it is written again once the disk accepts it "
+                              "(the records are safe in the database)", self._path, exc.strerror or exc)  # fmt: skip
+                return
+            if self.failures:
+                log.info("%s written again after %d refused attempt(s)", self._path, self.failures)
+                self.failures = 0
             self.writes += 1
 
     async def aclose(self) -> None:
@@ -151,14 +178,31 @@ class ListFileWriter:
         await self.flush()
 
 
+def _remove_leftover_temporaries(path: Path) -> None:
+    """Delete temp files of ``path`` that rewrites cut short by a kill left (``.list.jsonl.<pid>.tmp``)."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    for leftover in path.parent.glob(f"{prefix}*{suffix}"):
+        if leftover.name.removeprefix(prefix).removesuffix(suffix).isdigit():
+            try:
+                leftover.unlink(missing_ok=True)
+            except OSError as exc:  # best effort (a read-only disk): litter must not stop the list file
+                log.warning("cannot remove %s, left by a list rewrite that was cut short: %s", leftover, exc)
+            else:
+                log.info("removed %s, left by a list rewrite that was cut short", leftover)
+
 
 def _write_atomically(path: Path, content: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a half-written temp file must not keep a full disk full
+            os.unlink(temporary)
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)

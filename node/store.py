@@ -14,12 +14,25 @@ is grow-only, so an insert of a known key is a no-op and merging is idempotent.
 
 Opening refuses, and overwrites nothing, when the directory holds another topic, a schema
 newer than this code, or a file that is not a healthy swarmlist database; a second node on
-the same directory is refused by an exclusive lock on ``DATA_DIR/lock``.
+the same directory is refused by an exclusive lock on ``DATA_DIR/lock`` (an ``flock``: the
+kernel releases it when its holder dies, so a killed node's lock never blocks its restart).
+A kill during the very first start can leave a database without tables (the schema is
+created in one transaction, after the file's header): that one holds nothing and is finished.
+
+A data dir written by an older swarmlist is migrated forward first (``node.migrations``: one
+transaction per version, so a kill mid-migration leaves the old version intact and the next
+start migrates again); a failed step raises ``MigrationFailed`` and changes nothing.
+
+A commit the disk refuses — full (``DiskFull``), read-only (``StoreReadOnly``), failing
+(``StoreWriteError``) — raises, stores nothing of its transaction and leaves the store usable:
+what was committed before stays readable, and a later commit succeeds once the disk has room
+or is writable again (``check_writable`` asks without committing a record).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -34,6 +47,7 @@ from typing import IO, TypeVar
 
 from node.codec import RecordDecodeError, decode_record, encode_record, record_key
 from node.errors import NodeError
+from node.migrations import SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, migrate_forward, record_kind
 from node.records import Record
 
 __all__ = [
@@ -44,26 +58,21 @@ __all__ = [
     "TopicMismatch",
     "SchemaTooNew",
     "CorruptStore",
+    "StoreWriteError",
+    "DiskFull",
+    "StoreReadOnly",
+    "MigrationFailed",
     "SCHEMA_VERSION",
     "DB_FILENAME",
+    "WRITE_HEADROOM_BYTES",
 ]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 DB_FILENAME = "swarmlist.db"
 _LOCK_FILENAME = "lock"
+WRITE_HEADROOM_BYTES = 1 << 20  # free space ``check_writable`` wants before it reports the disk writable again
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- local arrival order
-    key TEXT NOT NULL UNIQUE,               -- BLAKE2b-128 of body
-    body BLOB NOT NULL                      -- canonical record encoding (node.codec)
-);
-"""
-
 
 class StoreError(NodeError):
     """The data directory cannot be used; the message says why and what to do."""
@@ -83,6 +92,19 @@ class SchemaTooNew(StoreError):
 
 class CorruptStore(StoreError):
     """The database file is damaged or is not a swarmlist database."""
+
+
+class StoreWriteError(StoreError):
+    """The disk refused a commit: nothing of that transaction was stored, what was committed
+    before is intact, and the same commit may succeed later (after room is made, a remount)."""
+
+
+class DiskFull(StoreWriteError):
+    """The file system holding the data dir is full."""
+
+
+class StoreReadOnly(StoreWriteError):
+    """The data dir is on a read-only file system (mounted so, or remounted after disk errors)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +185,11 @@ class Store:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create data dir {path}: {exc.strerror or exc}") from exc
-        lock_file = open(path / _LOCK_FILENAME, "a+", encoding="utf-8")  # noqa: SIM115 - held for the store's life
+        try:
+            lock_file = open(path / _LOCK_FILENAME, "a+", encoding="utf-8")  # noqa: SIM115 - held for the store's life
+        except OSError as exc:
+            raise _unwritable(path, f"cannot open {path / _LOCK_FILENAME}: {exc.strerror or exc}",
+                              read_only=exc.errno == errno.EROFS) from exc
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -184,6 +210,8 @@ class Store:
             raise
         store = cls(path, connection, lock_file, executor, identity, topic)
         store._count = connection.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        log.info("data dir %s (schema version %d): %s", path, SCHEMA_VERSION,
+                 _describe_kinds(_count_by_kind(connection)))  # fmt: skip
         return store
 
     @staticmethod
@@ -199,9 +227,16 @@ class Store:
                 Store._check_existing(connection, db_path, topic)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            connection.executescript(_SCHEMA)
+            migrate_forward(connection, db_path)  # an older data dir's schema, brought to SCHEMA_VERSION
+            with connection:  # one transaction: a kill leaves no tables or all of them, never half
+                connection.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA_STATEMENTS:
+                    connection.execute(statement)
         except sqlite3.DatabaseError as exc:
             connection.close()
+            refused = _write_failure(exc, db_path)
+            if isinstance(refused, DiskFull | StoreReadOnly):  # the disk's fault, not the file's
+                raise refused from exc
             raise CorruptStore(
                 f"{db_path} is not a healthy swarmlist database ({exc}); move it aside to start afresh"
             ) from exc
@@ -213,15 +248,19 @@ class Store:
         if node_name and meta.get("node_name") and node_name != meta["node_name"]:
             log.warning("data dir belongs to node %s; ignoring requested name %s", meta["node_name"], node_name)
         incarnation = int(meta.get("incarnation", "0")) + 1
-        with connection:
-            connection.execute("BEGIN IMMEDIATE")
-            for key, value in (
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("topic", topic),
-                ("node_name", name),
-                ("incarnation", str(incarnation)),
-            ):
-                connection.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        try:
+            with connection:
+                connection.execute("BEGIN IMMEDIATE")
+                for key, value in (
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("topic", topic),
+                    ("node_name", name),
+                    ("incarnation", str(incarnation)),
+                ):
+                    connection.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+        except sqlite3.Error as exc:
+            connection.close()
+            raise _write_failure(exc, db_path) from exc
         return connection, NodeIdentity(name, incarnation)
 
     @staticmethod
@@ -232,6 +271,9 @@ class Store:
             raise sqlite3.DatabaseError(f"integrity check failed: {status}")
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"meta", "records"} <= tables:
+            if Store._schema_unfinished(connection, tables):
+                log.info("%s holds no records yet (a first start was cut short); creating its tables", db_path)
+                return
             raise sqlite3.DatabaseError("missing swarmlist tables")
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
         version = int(meta.get("schema_version", "0"))
@@ -246,6 +288,16 @@ class Store:
             raise TopicMismatch(
                 f"data dir {db_path.parent} holds topic {stored_topic!r}, not {topic!r}; use another --data-dir"
             )
+
+    @staticmethod
+    def _schema_unfinished(connection: sqlite3.Connection, tables: set[str]) -> bool:
+        """A database a first start was killed in before its schema committed: setting WAL mode
+        writes the file's header first, so it holds no tables — or, written by an older
+        swarmlist that created its tables one by one, only an empty ``meta``. Nothing in it to
+        keep or to overwrite; anything else missing our tables is not ours and is refused."""
+        if not tables:
+            return True
+        return tables == {"meta"} and connection.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0
 
     async def _run(self, function: Callable[[], _T]) -> _T:
         if self._closed:
@@ -269,13 +321,14 @@ class Store:
                 self._db.execute("BEGIN IMMEDIATE")
                 for record, body in encoded:
                     cursor = self._db.execute(
-                        "INSERT OR IGNORE INTO records(key, body) VALUES (?, ?)", (record_key(body), body)
+                        "INSERT OR IGNORE INTO records(key, body, kind) VALUES (?, ?, ?)",
+                        (record_key(body), body, record_kind(record)),
                     )
                     if cursor.rowcount:
                         added.append(record)
             return added
 
-        added = await self._run(write)
+        added = await self._run(self._guarded(write))
         self._count += len(added)
         return added
 
@@ -295,7 +348,45 @@ class Store:
                     (str(incarnation), incarnation),
                 )
 
-        await self._run(write)
+        await self._run(self._guarded(write))
+
+    async def check_writable(self) -> None:
+        """Raise ``StoreWriteError`` while the disk still refuses commits — how a paused producer
+        asks without spending an LLM call: the file system must be writable with at least
+        ``WRITE_HEADROOM_BYTES`` free, and a tiny commit (a ``meta`` row, no record) must succeed.
+
+        The headroom matters: after a commit failed on a full disk, the space its WAL frames
+        took is reused by the next commit, so a tiny write succeeds where a real one would not.
+        """
+
+        def write() -> None:
+            refused = _unwritable(self._data_dir, f"cannot commit to {self._data_dir / DB_FILENAME}",
+                                  headroom_bytes=WRITE_HEADROOM_BYTES)  # fmt: skip
+            if isinstance(refused, DiskFull | StoreReadOnly):
+                raise refused
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('write_check', ?)",
+                                 (secrets.token_hex(4),))  # fmt: skip
+
+        await self._run(self._guarded(write))
+
+    def _guarded(self, write: Callable[[], _T]) -> Callable[[], _T]:
+        """``write`` with the disk's refusals translated (``_write_failure``) and its transaction
+        rolled back, so the connection is ready for the next commit."""
+
+        def guarded() -> _T:
+            try:
+                return write()
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    try:
+                        self._db.rollback()
+                    except sqlite3.Error:  # a failing disk may refuse the rollback too; SQLite recovers on the next BEGIN
+                        pass
+                raise _write_failure(exc, self._data_dir / DB_FILENAME) from exc
+
+        return guarded
 
     async def load_keyed(self) -> list[tuple[bytes, Record]]:
         """Every stored record with its 16-byte key, in local arrival order."""
@@ -327,6 +418,10 @@ class Store:
     async def count(self) -> int:
         return await self._run(lambda: int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0]))
 
+    async def count_by_kind(self) -> dict[str, int]:
+        """Stored records per kind (``node.migrations.record_kind``), from the index: no body is decoded."""
+        return await self._run(lambda: _count_by_kind(self._db))
+
     async def aclose(self) -> None:
         """Close the database and release the lock; safe to call twice."""
         if self._closed:
@@ -346,3 +441,55 @@ class Store:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _unwritable(data_dir: Path, detail: str, *, headroom_bytes: int = 1, read_only: bool = False) -> StoreError:
+    """The error for a data dir that refused a write: read-only or full (less than
+    ``headroom_bytes`` free) when its file system says so, else a plain write error.
+
+    A file system the kernel turned read-only after disk errors may not say so in its mount
+    flags (ext4's ``emergency_ro``), so touching the lock file — ours, and there once the store
+    is open — asks it directly: EROFS means read-only.
+    """
+    try:
+        fs = os.statvfs(data_dir)
+        if not read_only and not fs.f_flag & os.ST_RDONLY and (data_dir / _LOCK_FILENAME).exists():
+            os.utime(data_dir / _LOCK_FILENAME)
+    except OSError as exc:
+        read_only = read_only or exc.errno == errno.EROFS
+        if not read_only:
+            return StoreWriteError(f"{detail}; check the disk holding {data_dir}")
+    if read_only or fs.f_flag & os.ST_RDONLY:
+        return StoreReadOnly(f"{detail}: {data_dir} is on a read-only file system; remount it read-write")
+    if fs.f_bavail * fs.f_frsize < headroom_bytes:
+        return DiskFull(f"{detail}: the disk holding {data_dir} is full; free some space")
+    return StoreWriteError(f"{detail}; check the disk holding {data_dir}")
+
+
+def _write_failure(exc: sqlite3.Error, db_path: Path) -> StoreError:
+    """A failed SQLite write as the node's error: why the disk refused it, in one line.
+
+    SQLite reports a full disk as SQLITE_FULL, but a file system that turned read-only under an
+    open database as a read-only *or* an I/O error, and some full disks as I/O errors too: the
+    file system's own flags tell which.
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    detail = f"cannot commit to {db_path} ({exc})"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return CorruptStore(f"{db_path} is damaged ({exc}); move it aside to start afresh")
+    if name == "SQLITE_FULL":
+        return DiskFull(f"{detail}: the disk holding {db_path.parent} is full; free some space")
+    if name.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return _unwritable(db_path.parent, detail)
+    return StoreWriteError(detail)
+
+
+def _count_by_kind(connection: sqlite3.Connection) -> dict[str, int]:
+    return dict(connection.execute("SELECT kind, COUNT(*) FROM records GROUP BY kind ORDER BY kind").fetchall())
+
+
+def _describe_kinds(counts: dict[str, int]) -> str:
+    """"1,204 records (310 entry, 880 observation, 14 plan)" — what a data dir holds, for the startup line."""
+    total = sum(counts.values())
+    detail = ", ".join(f"{count:,} {kind or 'undecodable'}" for kind, count in counts.items())
+    return f"{total:,} records ({detail})" if total else "no records yet"

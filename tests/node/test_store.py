@@ -110,3 +110,41 @@ async def test_close_is_idempotent(tmp_path: Path) -> None:
     store = await Store.open(tmp_path, topic=TOPIC)
     await store.aclose()
     await store.aclose()
+
+
+def _database_with(path: Path, *statements: str) -> None:
+    """A database as a start killed mid-creation leaves it: WAL header written, then ``statements``."""
+    db = sqlite3.connect(path / DB_FILENAME, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        for statement in statements:
+            db.execute(statement)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [(), ("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",)],
+    ids=["header only", "empty meta table"],
+)
+async def test_a_first_start_killed_before_its_schema_committed_is_not_refused(
+    tmp_path: Path, statements: tuple[str, ...]
+) -> None:
+    """Regression (issue #13): kill -9 between setting WAL mode and creating the tables left a
+    database the restart refused as corrupt; it holds nothing, so the store finishes it."""
+    _database_with(tmp_path, *statements)
+    async with await Store.open(tmp_path, topic=TOPIC, node_name="alpha") as store:
+        assert await store.add([entry("Louvre")]) == [entry("Louvre")]
+    async with await Store.open(tmp_path, topic=TOPIC) as store:
+        assert await store.load_records() == [entry("Louvre")]
+        assert store.identity.name == "alpha"
+
+
+async def test_a_database_of_another_program_is_refused_and_kept(tmp_path: Path) -> None:
+    """A SQLite file with tables that are not ours is refused, not taken over."""
+    _database_with(tmp_path, "CREATE TABLE users (name TEXT)", "INSERT INTO users VALUES ('ada')")
+    before = (tmp_path / DB_FILENAME).read_bytes()
+    with pytest.raises(CorruptStore, match="missing swarmlist tables"):
+        await Store.open(tmp_path, topic=TOPIC)
+    assert (tmp_path / DB_FILENAME).read_bytes() == before
