@@ -14,10 +14,17 @@ Anti-entropy (``gossip.anti_entropy``) runs over four more: an ``AntiEntropyDige
 count, digest and MinHash sketch) is answered by a digest (identical, or one side empty) or
 by a ``CodedSymbols`` batch of a rateless IBLT; a ``CodedSymbolsRequest`` asks for more of
 them; ``RecordTransfer`` carries records both ways and the keys still wanted.
+
+Versions: an envelope whose version is not the one this node speaks is refused before
+anything else is read (another version may lay the rest out differently) with
+``VersionMismatch``, which names both versions and, where the frame still reads as ours, the
+sender. ``PROTOCOL_VERSION`` is 2; the environment variable ``SWARMLIST_PROTOCOL_VERSION``
+overrides it, **for tests only** (see ``_protocol_version``).
 """
 
 from __future__ import annotations
 
+import os
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +33,11 @@ from typing import Any, TypeVar
 
 import msgpack
 
-from gossip.errors import DecodeError, ProtocolError
+from gossip.errors import DecodeError, ProtocolError, VersionMismatch
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "PROTOCOL_VERSION_ENV",
     "MAX_MESSAGE_BYTES",
     "MAX_UPDATES_PER_MESSAGE",
     "MAX_INCARNATION",
@@ -76,7 +84,36 @@ __all__ = [
     "decode_envelope",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION_ENV = "SWARMLIST_PROTOCOL_VERSION"  # test-only override, see _protocol_version
+# 1: membership, dissemination, anti-entropy; records of kinds 1-5.
+# 2: records of kinds 6 (usage) and 7 (budget), which a version-1 node refuses as unknown: a mixed
+#    cluster could never reach equal digests, so the two refuse each other at the door instead.
+_RELEASED_PROTOCOL_VERSION = 2
+_MAX_PROTOCOL_VERSION = 2**32 - 1
+
+
+def _protocol_version() -> int:
+    """The protocol version this process speaks: 2, unless ``SWARMLIST_PROTOCOL_VERSION`` says otherwise.
+
+    The override is for tests only: it lets a test start a real ``gossip-node`` that claims
+    another version, to check that nodes of incompatible versions refuse each other clearly
+    and leave the cluster as it was. It changes the number stamped on and expected in
+    envelopes, nothing of the format, so a node started with it can talk to no node of the
+    real version. Read once, at import. A value that is not a positive integer stops the
+    process at once rather than leaving it speaking a version nobody asked for.
+    """
+    raw = os.environ.get(PROTOCOL_VERSION_ENV, "").strip()
+    if not raw:
+        return _RELEASED_PROTOCOL_VERSION
+    version = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 10 else 0
+    if not 1 <= version <= _MAX_PROTOCOL_VERSION:
+        raise ValueError(f"{PROTOCOL_VERSION_ENV}={raw!r}: expected a protocol version from 1 to "
+                         f"{_MAX_PROTOCOL_VERSION} (a test-only override; unset it to speak version "
+                         f"{_RELEASED_PROTOCOL_VERSION})")  # fmt: skip
+    return version
+
+
+PROTOCOL_VERSION = _protocol_version()
 MAX_MESSAGE_BYTES = 1024 * 1024  # a whole envelope; larger bodies are refused unread (413)
 MAX_UPDATES_PER_MESSAGE = 64  # piggybacked membership updates
 # A signed 64-bit integer, what a node can persist (SQLite) — and far beyond what restarts and
@@ -357,21 +394,25 @@ def decode_message(kind: MessageType, body: bytes) -> Message:
 
 
 def encode_frame(frame: Frame) -> bytes:
-    """A frame's wire bytes; raises ``ProtocolError`` if a header field breaks a limit."""
+    """A frame's wire bytes (of the version it names); raises ``ProtocolError`` if a header field breaks a limit."""
     raw = frame._header() + [frame.body, frame.mac]
-    _parse_frame(raw)
+    _parse_frame(raw, frame.version)
     data = _pack(raw)
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"envelope is {len(data)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
     return data
 
 
-def decode_frame(data: bytes) -> Frame:
-    """The frame in ``data`` (body not parsed, MAC not checked); raises only ``DecodeError``/``ProtocolError``."""
+def decode_frame(data: bytes, *, version: int = PROTOCOL_VERSION) -> Frame:
+    """The frame in ``data`` (body not parsed, MAC not checked); raises only ``DecodeError``/``ProtocolError``.
+
+    ``version`` is the protocol version the receiver speaks; a frame of another raises
+    ``VersionMismatch`` (a ``ProtocolError``).
+    """
     if len(data) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"envelope is {len(data)} bytes, over MAX_MESSAGE_BYTES ({MAX_MESSAGE_BYTES})")
     raw = _unpack(data, "envelope")
-    return _guarded(lambda: _parse_frame(raw), "envelope")
+    return _guarded(lambda: _parse_frame(raw, version), "envelope")
 
 
 def encode_envelope(envelope: Envelope, *, mac: bytes = b"") -> bytes:
@@ -490,20 +531,25 @@ def _enum(enum: type[_E], value: object, what: str) -> _E:
         raise ProtocolError(f"{what}: unknown {enum.__name__} {number}") from None
 
 
-def _parse_frame(raw: object) -> Frame:
+def _parse_frame(raw: object, expected_version: int) -> Frame:
     fields = _array(raw, "envelope")
     if not fields:
         raise DecodeError("envelope: empty array")
     # The version comes first and is checked first: another version may lay out the rest differently.
     version = _int(fields[0], "envelope version")
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version} is not supported (this node speaks version {PROTOCOL_VERSION})")
+    if version != expected_version:
+        raise VersionMismatch(
+            f"protocol version {version} is not supported (this node speaks version {expected_version})"
+            f"{_sent_by(fields)}",
+            peer_version=version,
+            own_version=expected_version,
+        )
     _array(fields, "envelope", length=_FRAME_FIELDS)
     kind_number = _int(fields[6], "envelope message type")
     try:
         kind = MessageType(kind_number)
     except ValueError:
-        raise ProtocolError(f"unknown message type {kind_number} (protocol version {PROTOCOL_VERSION})") from None
+        raise ProtocolError(f"unknown message type {kind_number} (protocol version {version})") from None
     nonce = _bytes(fields[5], "envelope nonce", max_bytes=NONCE_BYTES)
     if len(nonce) != NONCE_BYTES:
         raise ProtocolError(f"envelope nonce: {len(nonce)} bytes, expected {NONCE_BYTES}")
@@ -521,6 +567,13 @@ def _parse_frame(raw: object) -> Frame:
         body=_bytes(fields[7], "envelope body", max_bytes=MAX_MESSAGE_BYTES),
         mac=mac,
     )
+
+
+def _sent_by(fields: list[Any]) -> str:
+    """"; sent by 'n5' at 10.0.0.5:7070" when a frame of another version still reads as ours there, else ""."""
+    if len(fields) != _FRAME_FIELDS or not all(type(field) is str for field in fields[2:4]):
+        return ""
+    return f"; sent by {_describe(fields[2])} at {_describe(fields[3])}"  # shortened: the sender is unauthenticated
 
 
 def _parse_update(raw: object) -> MemberUpdate:

@@ -24,10 +24,12 @@ from gossip.anti_entropy import AntiEntropyConfig
 from gossip.broadcast import BroadcastConfig
 from gossip.clock import LoopClock
 from gossip.config import GossipConfig
+from node.budget import Budget
 from node.cluster import ClusterMember, TransportFactory
 from node.config import NodeConfig
 from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
 from node.export import ListFileWriter
+from node.global_list import GlobalList
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend
 from node.producer import Producer, ProducerConfig
@@ -151,6 +153,7 @@ class Node:
         address: str,
         planner: Planner | None = None,
         verifier: Verifier | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -164,6 +167,7 @@ class Node:
         self.address = address
         self.planner = planner  # None without partitioning
         self.verifier = verifier  # None without verification calls
+        self.budget = budget  # the network budget's gate and this node's start rate
         self._saved_incarnation = store.identity.incarnation
         self._keeper: asyncio.Task[None] | None = None
         self._left = False
@@ -208,7 +212,7 @@ class Node:
         )
         built: LLMBackend | None = None
         try:
-            state = NodeState(policy=config.verification)
+            state = NodeState(GlobalList(fuzzy=config.producer.fuzzy_dedup), policy=config.verification)
             keyed = await store.load_keyed()
             state.apply_all(record for _, record in keyed)
             node = store.identity.name
@@ -236,9 +240,11 @@ class Node:
                     verifier.committed(records)
                 on_committed(records)
 
+            budget = Budget(config.budget, state=state, store=store, clock=clock, on_committed=committed)
+            metered = budget.wrap(built)  # every LLM call admitted, paced and recorded (node.budget)
             if config.verification.call_share > 0:
                 verifier = Verifier(
-                    state=state, store=store, clock=clock, backend=built, topic=config.topic,
+                    state=state, store=store, clock=clock, backend=metered, topic=config.topic,
                     on_committed=committed, on_change=changed,
                 )  # fmt: skip
 
@@ -259,16 +265,17 @@ class Node:
                 rng=random.Random(rng.getrandbits(64)),
                 wall=wall,
             )
-            planner = _planner(config, state, store, clock, built, cluster, committed, changed)
+            planner = _planner(config, state, store, clock, metered, cluster, committed, changed)
             producer = Producer(
                 config=config.producer,
-                backend=built,
+                backend=metered,
                 store=store,
                 state=state,
                 clock=clock,
                 topic=config.topic,
                 partitions=planner,
                 verifier=verifier,
+                budget=budget,
                 should_stop=planner.reason_to_stop if planner is not None else tracker.reason_to_stop,
                 on_change=changed,
                 on_committed=committed,
@@ -284,7 +291,7 @@ class Node:
         return cls(
             config=config, store=store, state=state, backend=built, writer=writer, tracker=tracker,
             exchange=exchange, producer=producer, cluster=cluster, address=address, planner=planner,
-            verifier=verifier,
+            verifier=verifier, budget=budget,
         )  # fmt: skip
 
     async def start(self) -> None:
@@ -294,6 +301,8 @@ class Node:
             self.writer.changed()
         await self.cluster.start()
         await self._announce_capacity()
+        if self.budget is not None:
+            await self.budget.announce()
         self._keeper = asyncio.create_task(self._keep_incarnation(), name=f"incarnation-{self.name}")
 
     async def _announce_capacity(self) -> None:

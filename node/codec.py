@@ -17,6 +17,7 @@ import msgpack
 
 from node.errors import NodeError
 from node.records import (
+    BudgetRecord,
     CapacityRecord,
     EntryRecord,
     MatchKind,
@@ -25,6 +26,7 @@ from node.records import (
     PlanAction,
     PlanRecord,
     Record,
+    UsageRecord,
     VerdictRecord,
 )
 
@@ -39,6 +41,8 @@ __all__ = [
     "MAX_PARTITION_CHARS",
     "MAX_SPLIT_CHILDREN",
     "MAX_LABEL_CHARS",
+    "MAX_CALL_TOKENS",
+    "MAX_BUDGET",
 ]
 
 MAX_RECORD_BYTES = 256 * 1024
@@ -56,6 +60,10 @@ _OBSERVATION = 2
 _PLAN = 3
 _CAPACITY = 4
 _VERDICT = 5
+_USAGE = 6
+_BUDGET = 7
+MAX_CALL_TOKENS = 1 << 32  # tokens of one call, per kind: far past any context window
+MAX_BUDGET = 1 << 62  # a budget's calls or tokens: well inside msgpack's signed 64-bit integers
 MAX_CONCURRENCY = 256  # matches ProducerConfig's bound
 _PLAN_CODES = {PlanAction.SPLIT: 0, PlanAction.RETIRE: 1}
 _PLAN_BY_CODE = {code: action for action, code in _PLAN_CODES.items()}
@@ -76,6 +84,10 @@ def encode_record(record: Record) -> bytes:
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
     elif isinstance(record, CapacityRecord):
         body = [_CAPACITY, record.node, record.concurrency, record.hlc]
+    elif isinstance(record, UsageRecord):
+        body = [_USAGE, record.node, record.call, record.prompt_tokens, record.completion_tokens, record.hlc]
+    elif isinstance(record, BudgetRecord):
+        body = [_BUDGET, record.node, record.calls, record.tokens, record.hlc]
     elif isinstance(record, VerdictRecord):
         body = [_VERDICT, record.entry, record.real, record.node, record.call, record.partition, record.hlc]
     else:
@@ -185,6 +197,21 @@ def decode_record(data: bytes) -> Record:
             raise RecordDecodeError("capacity.concurrency must be at least 1")
         return CapacityRecord(
             node=_text(body[1], "capacity.node", MAX_NAME_CHARS), concurrency=concurrency, hlc=_uint(body[3], "capacity.hlc")
+        )
+    if kind == _USAGE and len(body) == 6:
+        return UsageRecord(
+            node=_text(body[1], "usage.node", MAX_NAME_CHARS),
+            call=_uint(body[2], "usage.call"),
+            prompt_tokens=_uint(body[3], "usage.prompt_tokens", MAX_CALL_TOKENS),
+            completion_tokens=_uint(body[4], "usage.completion_tokens", MAX_CALL_TOKENS),
+            hlc=_uint(body[5], "usage.hlc"),
+        )
+    if kind == _BUDGET and len(body) == 5:
+        return BudgetRecord(
+            node=_text(body[1], "budget.node", MAX_NAME_CHARS),
+            calls=_uint(body[2], "budget.calls", MAX_BUDGET),
+            tokens=_uint(body[3], "budget.tokens", MAX_BUDGET),
+            hlc=_uint(body[4], "budget.hlc"),
         )
     raise RecordDecodeError(f"unknown record kind {kind!r} with {len(body)} fields")
 

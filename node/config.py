@@ -13,6 +13,7 @@ from typing import Literal
 from gossip.errors import TransportError
 from gossip.http_transport import parse_address
 from gossip.messages import MAX_ADDRESS_CHARS, MAX_NAME_CHARS
+from node.budget import BudgetConfig
 from node.errors import ConfigError
 from node.estimate import StopRule
 from node.evidence import VerificationPolicy
@@ -83,10 +84,17 @@ class NodeConfig:
     partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
     # statuses and verification calls; every node of a cluster must use the same rules
     verification: VerificationPolicy = field(default_factory=VerificationPolicy)
+    # the network's budget of LLM calls and tokens (a cluster setting: the strictest node's
+    # holds) and this node's start rate (node.budget)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     host: str = "127.0.0.1"  # address the node's port binds (gossip, API, page)
     port: int = 7070  # the node's one port; 0 = any free port
     advertise: str | None = None  # host:port peers should use (default: the bound address)
     seeds: tuple[str, ...] = ()  # host:port of members to join through; none = start a cluster
+    # A separate listener for the page and API (e.g. on localhost while gossip listens outside);
+    # None = serve them on the gossip port. web_host is only used with a web_port.
+    web_port: int | None = None
+    web_host: str = "127.0.0.1"
     cluster_key: bytes | None = field(default=None, repr=False)  # HMAC secret; None = open cluster
     gossip_profile: Literal["lan", "local"] = "lan"  # memberlist's LAN timings, or 5x quicker for loopback
     exit_when_done: bool = False  # exit 0 once exhausted or out of budget (else stay up, idle)
@@ -117,6 +125,12 @@ class NodeConfig:
             check_plain_text("--name", self.node_name)
         for seed in self.seeds:
             _check_address("--seed", seed)
+        if self.web_port is not None and not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"--web-port must be within 0..65535, got {self.web_port}")
+        try:
+            self.web_host.encode("idna")
+        except UnicodeError as exc:
+            raise ConfigError(f"--web-host {self.web_host[:80]!r} is not a host name or address: {exc}") from exc
         if self.advertise is not None:
             _check_address("--advertise", self.advertise)
         if self.list_debounce_s < 0:

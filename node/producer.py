@@ -12,7 +12,11 @@ the in-memory state (and so the page, the list file and gossip) only after its c
 
 LLM faults never stop the node: a failed call is recorded with what it produced before
 failing, and the worker backs off (exponential with full jitter, honouring Retry-After)
-before its next call. The loop ends when ``stop`` is set, the call budget is spent, or the
+before its next call. Nor does a disk that refuses commits (full, read-only): production
+pauses — one log line saying why — and the node keeps serving what it has; while paused no
+LLM call is made (its answer could not be kept), the store is asked with a tiny write after
+growing pauses (up to ``store_retry_max_s``), and production resumes once that succeeds.
+The loop ends when ``stop`` is set, the call budget or the network budget (``node.budget``) is spent, or the
 ``should_stop`` hook (the exhaustion estimate) says the topic is done.
 """
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.aio import first_of
+from node.budget import Budget, BudgetSpent
 from node.errors import ConfigError, LLMError, LLMRateLimited
 from node.hlc import HybridClock
 from node.llm.base import LLMBackend, Usage
@@ -34,7 +39,7 @@ from node.parser import StreamingParser
 from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_enumeration_prompt
 from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
 from node.state import NodeState
-from node.store import Store
+from node.store import Store, StoreWriteError
 from node.verifier import Verifier
 
 __all__ = ["ProducerConfig", "Producer", "ProducerStats", "PartitionSource", "WholeTopic"]
@@ -54,11 +59,18 @@ class ProducerConfig:
     items_per_call: int = 20  # entries asked for per call; larger answers cost fewer prompts
     known_budget_tokens: int = 3000  # prompt tokens for known entries (the shared state)
     known_by_frequency: bool = True  # known entries most-generated first (else newest first)
+    # Resolve generated items exact → fuzzy (else exact ids only, and the list never clusters
+    # near-duplicates: the benchmark's "exact dedup only" ablation). Every node of a cluster
+    # must agree, or two nodes holding one set would show two lists.
+    fuzzy_dedup: bool = True
     max_calls: int = 0  # LLM calls this node may make; 0 = until exhausted
     backoff_base_s: float = 1.0  # first backoff ceiling after a failed call; doubles per failure
     backoff_max_s: float = 60.0  # backoff ceiling
     max_retry_after_s: float = 120.0  # longest Retry-After honoured
     stop_grace_s: float = 5.0  # on stop, calls in flight get this long to finish, then are cancelled
+    # While the disk refuses commits, ask it again after 1, 2, 4… s, at most this long apart:
+    # shorter resumes sooner after room is made; each ask is one tiny commit, no LLM call.
+    store_retry_max_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 256:
@@ -73,6 +85,8 @@ class ProducerConfig:
             raise ConfigError("stop_grace_s must be >= 0")
         if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
             raise ConfigError("backoff must satisfy 0 <= backoff_base_s <= backoff_max_s")
+        if not self.store_retry_max_s > 0:
+            raise ConfigError(f"store_retry_max_s must be > 0, got {self.store_retry_max_s}")
 
 
 @dataclass
@@ -88,6 +102,7 @@ class ProducerStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    store_pauses: int = 0  # times production paused because the disk refused a commit
 
 
 class PartitionSource(Protocol):
@@ -134,6 +149,7 @@ class Producer:
         topic: str,
         partitions: PartitionSource | None = None,
         verifier: Verifier | None = None,
+        budget: Budget | None = None,
         should_stop: Callable[[], str | None] = lambda: None,
         on_change: Callable[[], None] = lambda: None,
         on_committed: Callable[[Sequence[Record]], None] = lambda records: None,
@@ -149,6 +165,7 @@ class Producer:
         self._topic = topic
         self._partitions = partitions or WholeTopic(state, by_frequency=config.known_by_frequency)
         self._verifier = verifier
+        self._budget = budget  # the network budget: no call starts once it is reached (node.budget)
         self._should_stop = should_stop
         self._on_change = on_change
         self._on_committed = on_committed
@@ -159,12 +176,21 @@ class Producer:
         self._lock = asyncio.Lock()
         self._call_seq = len(state.calls(self._node))  # resume numbering after a restart
         self._consecutive_failures = 0
+        self._refused: StoreWriteError | None = None  # why production is paused, while the disk refuses commits
+        self._store_checks = 0  # failed asks of the store in this pause
+        self._paused_at = 0.0  # loop time the pause began
+        self._store_check_lock = asyncio.Lock()  # one worker asks the store; the others wait for its answer
         self.stats = ProducerStats()
         self.stop_reason: str | None = None
 
     def __repr__(self) -> str:
         s = self.stats
         return f"<Producer {self._node} calls={s.calls_started} new={s.new_entries} failed={s.calls_failed}>"
+
+    @property
+    def paused(self) -> str | None:
+        """Why production is paused (the disk refuses commits), or None while it runs."""
+        return str(self._refused) if self._refused is not None else None
 
     async def run(self, stop: asyncio.Event) -> str:
         """Produce until stopped, out of budget, or exhausted; returns the reason."""
@@ -200,6 +226,10 @@ class Producer:
         if budget and self.stats.calls_started >= budget:
             self.stop_reason = self.stop_reason or f"call budget of {budget} spent"
             return False
+        spent = self._budget.spent_reason() if self._budget is not None else None
+        if spent is not None:
+            self.stop_reason = self.stop_reason or spent
+            return False
         reason = self._should_stop()
         if reason is not None and self._verifier is not None and self._verifier.due(self.stats.calls_started, final=True):
             return True  # the topic is done, but entries are left to check: idle capacity is for that
@@ -212,9 +242,49 @@ class Producer:
         if worker:  # stagger so the workers' calls don't start (and finish) in lockstep
             await self._sleep(self._rng.uniform(0, 0.05 * worker))
         while self._may_start_call(stop) and self.stop_reason is None:
-            delay = await self.one_call()
+            if self._refused is not None:
+                await self._wait_for_store(stop)
+                continue
+            try:
+                delay = await self.one_call()
+            except StoreWriteError as exc:
+                self._pause(exc)
+                continue
+            except BudgetSpent as exc:  # a call (enumeration, verification or split) was refused before it was sent
+                self.stop_reason = self.stop_reason or str(exc)
+                return
             if delay:
                 await first_of(self._sleep(delay), stop.wait())
+
+    def _pause(self, refusal: StoreWriteError) -> None:
+        if self._refused is None:  # the first worker to hit it says why; the others just wait
+            self._refused = refusal
+            self._paused_at = asyncio.get_running_loop().time()
+            self.stats.store_pauses += 1
+            log.error("production paused: %s. The node keeps serving what it has; it asks the disk again "
+                      "every %.0f s at most and resumes once a write succeeds", refusal,
+                      self._config.store_retry_max_s)  # fmt: skip
+
+    async def _wait_for_store(self, stop: asyncio.Event) -> None:
+        """While paused: ask the store with a tiny write after growing pauses; resume once it succeeds."""
+        async with self._store_check_lock:
+            while self._refused is not None and not stop.is_set():
+                delay = min(self._config.store_retry_max_s, 2.0 ** min(self._store_checks, 16))
+                await first_of(self._sleep(delay), stop.wait())
+                if stop.is_set():
+                    return
+                try:
+                    await self._store.check_writable()
+                except StoreWriteError as exc:
+                    self._store_checks += 1
+                    if type(exc) is not type(self._refused):  # the reason changed (full → read-only): say so
+                        log.error("production still paused: %s", exc)
+                    self._refused = exc
+                    continue
+                log.info("the data dir accepts writes again: production resumed after a %.0f s pause",
+                         asyncio.get_running_loop().time() - self._paused_at)
+                self._refused = None
+                self._store_checks = 0
 
     async def one_call(self) -> float:
         """Make one LLM call end to end; returns how long to back off before the next."""
@@ -230,6 +300,8 @@ class Producer:
             self.stop_reason = self.stop_reason or self._should_stop() or "no partition left to work on"
             return 0.0
         try:
+            if self._refused is not None:  # paused while the partition was picked: the answer could not be kept
+                return 0.0
             return await self._call_on(partition)
         finally:
             self._partitions.release(partition)
@@ -258,6 +330,14 @@ class Producer:
                 await self._accept(text, partition, observed)
         except LLMError as exc:
             failure = exc
+        except BudgetSpent:
+            self.stats.calls_started -= 1  # refused before it was sent: not a call
+            raise
+        except StoreWriteError:  # nothing more of this answer can be kept: stop reading it
+            close: Callable[[], Awaitable[None]] | None = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
+            raise
         completion = stream.completion
         usage = completion.usage if completion is not None else Usage()
         self.stats.prompt_tokens += usage.prompt_tokens

@@ -16,6 +16,10 @@ on the wire and on disk lives with the transport and the store.
   entry is a real item of the topic, said yes or no (``node.evidence`` turns them into statuses).
 - ``CapacityRecord`` — how many concurrent LLM calls a node runs, so that every node weighs
   it the same when partitions are assigned (``partitioning.assign``); its latest counts.
+- ``UsageRecord`` — what one LLM call of a node cost (any call: enumeration, verification,
+  split), so the network's spend is a sum over the set (``node.spend``).
+- ``BudgetRecord`` — the network budget a node was started with; the cluster's budget is the
+  strictest of the nodes' newest ones (``node.spend.effective_limits``).
 
 Every record's key in the set is the hash of its canonical encoding (``node.codec``), so a
 key always names exactly one content.
@@ -31,8 +35,8 @@ from gossip.messages import MAX_NAME_CHARS  # the longest label anti-entropy's s
 from node.normalize import EntryId
 
 __all__ = [
-    "CapacityRecord", "EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction", "PlanRecord",
-    "Record", "VerdictRecord", "index_label",
+    "BudgetRecord", "CapacityRecord", "EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction",
+    "PlanRecord", "Record", "UsageRecord", "VerdictRecord", "index_label",
 ]  # fmt: skip
 
 
@@ -126,12 +130,37 @@ class VerdictRecord:
     entry: EntryId  # the entry judged (as listed when it was asked)
     real: bool  # the model said it is a real item of the topic
     node: str  # the node that asked
-    call: int  # that node's verification call number (with ``node``, unique)
+    call: int  # that node's verification call number (counted afresh by each process: with ``hlc``, unique)
     partition: str  # the entry's partition (filed with it for anti-entropy)
     hlc: int
 
 
-Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord | VerdictRecord
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """What one LLM call of a node cost, committed when the call ended (failed ones too).
+
+    One record per call, never a running total: the set's union cannot count a call twice
+    (one call, one content, one key), and the spend is the sum over the records.
+    """
+
+    node: str  # the node that made the call
+    call: int  # that node's LLM call number, over every kind of call (with ``node``, unique)
+    prompt_tokens: int  # as the endpoint reported them (estimated when it reported none)
+    completion_tokens: int
+    hlc: int
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRecord:
+    """The network budget a node was started with, as of ``hlc``: the newest one per node counts."""
+
+    node: str
+    calls: int  # LLM calls the whole network may make (0 = this node sets no limit)
+    tokens: int  # prompt + completion tokens the whole network may spend (0 = no limit)
+    hlc: int
+
+
+Record = EntryRecord | ObservationRecord | PlanRecord | CapacityRecord | VerdictRecord | UsageRecord | BudgetRecord
 """Any replicated record."""
 
 
@@ -142,7 +171,8 @@ def index_label(record: Record) -> str:
     path may reach MAX_PARTITION_CHARS), its head and a hash of the whole: every node files a
     record under the same label, and anti-entropy can always index it.
     """
-    path = "" if isinstance(record, CapacityRecord) else record.partition
+    # records of the whole node, not of a partition, are filed under the whole topic
+    path = "" if isinstance(record, (CapacityRecord, UsageRecord, BudgetRecord)) else record.partition
     if len(path) <= MAX_NAME_CHARS:
         return path
     digest = hashlib.blake2b(path.encode("utf-8"), digest_size=8).hexdigest()

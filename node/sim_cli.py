@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from node.cli_options import partition_config, verification_policy, work_options
+from node.cli_options import budget_config, budget_options, partition_config, verification_policy, work_options
 from node.errors import ConfigError
 from node.llm.sim.universe import available_universes
 from node.simulation import NodeEvent, SimConfig, SimReport, SimSample, run_simulation
@@ -169,6 +169,7 @@ def _seconds(value: float | None, *, suffix: str = "") -> str:
 @click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls per node.")
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
 @work_options
+@budget_options
 @click.option("--loss", type=click.FloatRange(0.0, 1.0), default=0.0, help="Probability each message leg is lost.")
 @click.option("--latency-ms", type=click.FloatRange(min=0.0), default=1.0, help="One-way network delay.")
 @click.option("--partition-at", type=click.FloatRange(min=0.0), default=None,
@@ -242,6 +243,7 @@ def _build_config(options: dict[str, Any]) -> SimConfig:
         items_per_call=options["items_per_call"],
         partitioning=partition_config(options),
         verification=verification_policy(options),
+        budget=budget_config(options),
         loss=options["loss"],
         latency_ms=options["latency_ms"],
         partition_at_s=options["partition_at"],

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from node.budget import BudgetConfig
 from node.config import check_plain_text
 from node.errors import ConfigError
 from node.estimate import StopRule
@@ -62,9 +63,15 @@ class SimConfig:
     max_calls: int = 0  # LLM calls per node process (0 = until exhausted); a restart gets a fresh budget
     concurrency: int = 2  # concurrent LLM calls per node
     items_per_call: int = 20  # entries asked for per call
+    # Which known entries the prompts carry (the shared-state lever): the most often generated
+    # first (the default), the newest first, or none at all (``ProducerConfig`` underneath).
+    known_entries: Literal["frequency", "recency", "none"] = "frequency"
+    fuzzy_dedup: bool = True  # exact → fuzzy dedup (False: exact ids only, no alias clusters)
+    model_seed: int | None = None  # the simulated model's knowledge (None = rng_seed); runs sharing it ask one model
     partitioning: PartitionConfig = field(default_factory=PartitionConfig)  # the plan; off = whole topic
     stop: StopRule = field(default_factory=StopRule)  # when a node without partitioning judges the topic done
     verification: VerificationPolicy = field(default_factory=VerificationPolicy)  # statuses and checks
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # network budget and start rate, every node's
     loss: float = 0.0  # probability each message leg is lost
     latency_ms: float = 1.0  # one-way network delay
     partition_at_s: float | None = None  # split the first ⌈N/2⌉ nodes from the rest...
@@ -104,7 +111,9 @@ class SimConfig:
             raise ConfigError("the time limit, sample and check intervals must be > 0")
         if self.join_timeout_s < 0 or self.idle_stop_s < 0:
             raise ConfigError("the join timeout and idle stop must be >= 0")
-        ProducerConfig(concurrency=self.concurrency, items_per_call=self.items_per_call, max_calls=self.max_calls)
+        if self.known_entries not in ("frequency", "recency", "none"):
+            raise ConfigError(f"known_entries must be frequency, recency or none, got {self.known_entries!r}")
+        self.producer_config()
         self._check_partition()
         self._check_node_events()
 
@@ -137,6 +146,18 @@ class SimConfig:
             if not is_restart and not alive[event.node]:
                 raise ConfigError(f"--kill {event}: {event.node} is already down then")
             alive[event.node] = bool(is_restart)
+
+    def producer_config(self) -> ProducerConfig:
+        """Every simulated node's ``ProducerConfig`` (raises ``ConfigError`` on a bad value)."""
+        return ProducerConfig(
+            concurrency=self.concurrency,
+            items_per_call=self.items_per_call,
+            max_calls=self.max_calls,
+            known_by_frequency=self.known_entries != "recency",
+            # no context: a zero token budget, so every prompt's known list is empty
+            known_budget_tokens=0 if self.known_entries == "none" else ProducerConfig().known_budget_tokens,
+            fuzzy_dedup=self.fuzzy_dedup,
+        )
 
     def node_names(self) -> list[str]:
         return [f"node{index}" for index in range(1, self.nodes + 1)]

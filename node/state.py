@@ -18,6 +18,7 @@ from node.global_list import GlobalList, ListEntry
 from node.normalize import EntryId
 from node.evidence import EntryStatus, Evidence, VerificationPolicy, status_of
 from node.records import (
+    BudgetRecord,
     CapacityRecord,
     EntryRecord,
     MatchKind,
@@ -25,8 +26,10 @@ from node.records import (
     ObservedItem,
     PlanRecord,
     Record,
+    UsageRecord,
     VerdictRecord,
 )
+from node.spend import BudgetLimits, Spend, effective_limits, newer_budget
 
 __all__ = ["MAX_OBSERVATIONS_KEPT", "CallStats", "NodeState"]
 
@@ -55,7 +58,10 @@ class NodeState:
         self.entries = entries if entries is not None else GlobalList()
         # how evidence becomes a status: every node must use the same (like the dedup parameters)
         self.policy = policy or VerificationPolicy()
-        self._verdicts: dict[EntryId, dict[tuple[str, int], bool]] = defaultdict(dict)  # entry -> (node, call) -> real
+        # entry -> (node, call, hlc) -> real. The hlc is part of the vote's identity: a node's call
+        # numbers restart after a crash, and keeping only the first of two votes with one (node,
+        # call) would make the status depend on which arrived first — nodes would disagree.
+        self._verdicts: dict[EntryId, dict[tuple[str, int, int], bool]] = defaultdict(dict)
         self.verdict_count = 0
         self.version = 0  # grows with every record applied: a key for anything derived from the state
         self._rejected: tuple[tuple[int, int, int], frozenset[EntryId]] = ((0, 0, 0), frozenset())
@@ -66,6 +72,11 @@ class NodeState:
         self._seen_in: dict[str, dict[EntryId, None]] = defaultdict(dict)
         self._plan: list[PlanRecord] = []
         self._capacity: dict[str, CapacityRecord] = {}  # node -> its newest capacity record
+        self._spend = Spend()  # every usage record: the network's LLM spend (``node.spend``)
+        self._spend_by_node: dict[str, Spend] = {}
+        self._last_usage_call: dict[str, int] = {}  # node -> its highest usage call number
+        self._budgets: dict[str, BudgetRecord] = {}  # node -> its newest budget record
+        self._limits = BudgetLimits()
         self._calls: list[CallStats] = []
         self._calls_by_partition: dict[str, list[CallStats]] = defaultdict(list)
         self._observations = 0
@@ -98,10 +109,21 @@ class NodeState:
             return False
         if isinstance(record, VerdictRecord):
             votes = self._verdicts[record.entry]
-            if (record.node, record.call) not in votes:
-                votes[(record.node, record.call)] = record.real
+            if (record.node, record.call, record.hlc) not in votes:
+                votes[(record.node, record.call, record.hlc)] = record.real
                 self.verdict_count += 1
             return self.entries.shown(record.entry) is not None  # a status may have changed
+        if isinstance(record, UsageRecord):
+            self._spend = self._spend.plus(record)
+            self._spend_by_node[record.node] = self._spend_by_node.get(record.node, Spend()).plus(record)
+            self._last_usage_call[record.node] = max(record.call, self._last_usage_call.get(record.node, 0))
+            return False
+        if isinstance(record, BudgetRecord):
+            previous = self._budgets.get(record.node)
+            if previous is None or newer_budget(record, previous):
+                self._budgets[record.node] = record
+                self._limits = effective_limits(self._budgets.values())
+            return False
         if isinstance(record, CapacityRecord):
             current = self._capacity.get(record.node)
             if current is None or (record.hlc, record.concurrency) > (current.hlc, current.concurrency):
@@ -202,6 +224,22 @@ class NodeState:
         """The concurrency ``node`` last announced, or None if no record of it arrived yet."""
         record = self._capacity.get(node)
         return record.concurrency if record is not None else None
+
+    def spend(self, node: str | None = None) -> Spend:
+        """The LLM calls and tokens of the usage records held: the network's, or one node's."""
+        return self._spend if node is None else self._spend_by_node.get(node, Spend())
+
+    def last_usage_call(self, node: str) -> int:
+        """The highest call number among ``node``'s usage records (0 if none): it numbers on from there."""
+        return self._last_usage_call.get(node, 0)
+
+    def budget_limits(self) -> BudgetLimits:
+        """The network's budget: the strictest of the nodes' newest budget records (``node.spend``)."""
+        return self._limits
+
+    def budget_of(self, node: str) -> BudgetRecord | None:
+        """The newest budget record of ``node``, or None if none arrived."""
+        return self._budgets.get(node)
 
     def evidence(self, line: ListEntry) -> Evidence:
         """Generations and verdicts of a line: its canonical entry and its aliases together."""

@@ -251,6 +251,29 @@ class StateView:
             "new_items": tally.new[-1] if tally.new else 0,
             **self._metrics(),
             "statuses": self.status_counts(),
+            "spend": self.spend(),
+        }
+
+    def spend(self) -> dict[str, int | None]:
+        """The network's LLM spend and budget as the records tell them, and this node's share.
+
+        A pure function of the set (``node.spend``): every node holding the same records says
+        the same. ``budget_*`` and ``remaining_*`` are None where there is no limit.
+        """
+        total = self._state.spend()
+        mine = self._state.spend(self._node)
+        limits = self._state.budget_limits()
+        return {
+            "calls": total.calls,
+            "prompt_tokens": total.prompt_tokens,
+            "completion_tokens": total.completion_tokens,
+            "budget_calls": limits.calls or None,
+            "budget_tokens": limits.tokens or None,
+            "remaining_calls": limits.calls_left(total),
+            "remaining_tokens": limits.tokens_left(total),
+            "node_calls": mine.calls,
+            "node_prompt_tokens": mine.prompt_tokens,
+            "node_completion_tokens": mine.completion_tokens,
         }
 
     def discovery(self, max_points: int) -> list[DiscoveryPoint]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.normalize import entry_id
-from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem, VerdictRecord
 from node.state import NodeState
 
 
@@ -38,3 +38,18 @@ def test_a_refused_entry_record_places_nothing_in_its_partition() -> None:
     state = NodeState()
     state.apply(EntryRecord(entry_id("Oslo"), "Bergen", "Norway", "n1", 1))
     assert "Norway" not in state.seen_in() or not state.seen_in()["Norway"]
+
+
+def test_two_votes_with_one_call_number_from_two_process_lives_both_count_whatever_the_order() -> None:
+    """A restarted verifier numbers its calls from 1 again; the status must not depend on arrival order."""
+    oslo = EntryRecord(entry_id("Oslo"), "Oslo", "", "n1", 1)
+    before_crash = VerdictRecord(entry=oslo.id, real=True, node="n1", call=1, partition="", hlc=10)
+    after_restart = VerdictRecord(entry=oslo.id, real=False, node="n1", call=1, partition="", hlc=99)
+    seen = set()
+    for order in ((before_crash, after_restart), (after_restart, before_crash)):
+        state = NodeState()
+        state.apply_all((oslo, *order))
+        line = state.entries.cluster_of(oslo.id)
+        evidence = state.evidence(line)
+        seen.add((evidence.real, evidence.not_real))
+    assert seen == {(1, 1)}
