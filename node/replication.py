@@ -18,7 +18,7 @@ from node.hlc import HybridClock
 from node.normalize import entry_id
 from node.records import EntryRecord, Record, index_label
 from node.state import NodeState
-from node.store import Store
+from node.store import Store, StoreWriteError
 
 __all__ = ["RecordExchange"]
 
@@ -46,6 +46,8 @@ class RecordExchange:
         self.received = 0
         self.merged = 0
         self.rejected = 0
+        self.refused_by_disk = 0  # peers' records the disk would not take (full, read-only)
+        self._disk_trouble: str | None = None  # why the last merge could not commit, until one can
 
     @property
     def clock(self) -> HybridClock:
@@ -102,7 +104,19 @@ class RecordExchange:
         for record in records:
             if not self._clock.observe(record.hlc):  # our next timestamps order after what we have seen
                 log.debug("not following the clock of a %s record stamped far ahead of ours", type(record).__name__)
-        added = await self._store.add(records)
+        try:
+            added = await self._store.add(records)
+        except StoreWriteError as exc:
+            # Nothing was stored and nothing is lost: peers keep the records and anti-entropy
+            # offers them again. One line per episode, not one traceback per gossip batch.
+            self.refused_by_disk += len(records)
+            if self._disk_trouble is None:
+                log.error("cannot store records from peers until the disk takes writes again: %s", exc)
+            self._disk_trouble = str(exc)
+            return []
+        if self._disk_trouble is not None:
+            log.warning("storing records from peers again (the disk takes writes)")
+            self._disk_trouble = None
         for record in added:
             self._state.apply(record)
         if added:

@@ -49,7 +49,6 @@ from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
 from node.llm.sim.universe import load_universe
 from node.normalize import EntryId
-from node.producer import ProducerConfig
 from node.records import EntryRecord, Record
 from node.sim_config import NodeEvent, SimConfig
 from node.sim_report import (
@@ -176,7 +175,8 @@ class Simulation:
         self._universe = load_universe(config.universe)
         self.topic = config.topic or self._universe.topic
         params = SimParams().replace(time_scale=config.llm_time_scale)
-        self.model = SimulatedModel(self._universe, params, knowledge_seed=config.rng_seed)
+        knowledge = config.rng_seed if config.model_seed is None else config.model_seed
+        self.model = SimulatedModel(self._universe, params, knowledge_seed=knowledge)
         self.truth = GroundTruth(self._universe, self.model)
         self.network = InMemoryNetwork(
             derived_seed(config.rng_seed, "network"), latency_s=config.latency_ms / 1000.0, loss=config.loss
@@ -192,6 +192,7 @@ class Simulation:
         self._last_entry_at: float | None = None
         self._equal_since: float | None = None
         self._ran = False
+        self._base: Path | None = None  # where the nodes' data dirs are, once the run started
         self._schedule_config_faults()
 
     def __repr__(self) -> str:
@@ -226,6 +227,10 @@ class Simulation:
         """The running process of node ``name`` (None while it is down)."""
         return self._slots[name].node
 
+    def names(self) -> list[str]:
+        """Every node of the run, running or down, in the order they were first started."""
+        return list(self._slots)
+
     def live_nodes(self) -> list[Node]:
         return [slot.node for slot in self._slots.values() if slot.node is not None]
 
@@ -251,6 +256,17 @@ class Simulation:
         self.network.revive(slot.address)
         await self._start(slot)
         self._start_producer(slot)
+
+    async def add_node(self) -> str:
+        """Start a brand-new node (the next ``nodeI``, an empty data dir) joining through a live one; returns its name."""
+        if self._base is None:
+            raise RuntimeError("add_node runs during the run (from an ``at`` action)")
+        index = len(self._slots) + 1
+        name = f"node{index}"
+        slot = self._slots[name] = _Slot(name, index, f"{name}:{SIM_PORT}", self._base / name)
+        await self._start(slot)
+        self._start_producer(slot)
+        return name
 
     def partition(self, side_a: Sequence[str], side_b: Sequence[str]) -> None:
         """Nothing crosses between the two groups of nodes (by name) until ``heal``."""
@@ -280,7 +296,7 @@ class Simulation:
         real_start = time.perf_counter()
         self._t0 = asyncio.get_running_loop().time()
         with tempfile.TemporaryDirectory(prefix="gossip-sim-") as scratch:
-            base = self.config.data_dir or Path(scratch)
+            base = self._base = self.config.data_dir or Path(scratch)
             for index, name in enumerate(self.config.node_names(), start=1):
                 self._slots[name] = _Slot(name, index, f"{name}:{SIM_PORT}", base / name)
             try:
@@ -304,11 +320,11 @@ class Simulation:
             node_name=slot.name,
             llm=LLMSettings(kind="sim", universe=self.config.universe, rng_seed=self.config.rng_seed,
                             time_scale=self.config.llm_time_scale),  # fmt: skip
-            producer=ProducerConfig(concurrency=self.config.concurrency, items_per_call=self.config.items_per_call,
-                                    max_calls=self.config.max_calls),  # fmt: skip
+            producer=self.config.producer_config(),
             partitioning=self.config.partitioning,
             stop=self.config.stop,
             verification=self.config.verification,
+            budget=self.config.budget,
             advertise=slot.address,
             seeds=seeds,
             cluster_key=_CLUSTER_KEY,
@@ -518,7 +534,7 @@ class Simulation:
         seeds = {
             "rng_seed": self.config.rng_seed,
             "network": derived_seed(self.config.rng_seed, "network"),
-            "model_knowledge": self.config.rng_seed,
+            "model_knowledge": self.config.rng_seed if self.config.model_seed is None else self.config.model_seed,
             "llm": {slot.name: [derived_seed(self.config.rng_seed, "llm", slot.index, start)
                                 for start in range(slot.starts)] for slot in self._slots.values()},  # fmt: skip
         }
