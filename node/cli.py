@@ -22,12 +22,15 @@ from rich.live import Live
 from rich.table import Table
 
 from node.config import LLMSettings, NodeConfig
-from node.cli_options import partition_config, verification_policy, work_options
+from node.cli_options import budget_config, budget_options, partition_config, verification_policy, work_options
 from node.errors import ConfigError, NodeError
+from node.fault_injection import FaultInjector
 from node.llm.openai_config import resolve_api_key
+from node.log_format import configure_logging
 from node.llm.sim.universe import available_universes
 from node.producer import ProducerConfig
 from node.runtime import CannotListen, Progress, run_node
+from node.status_cli import WithStatusSubcommand
 
 __all__ = ["main", "EXIT_OK", "EXIT_CONFIG", "EXIT_DATA_DIR", "EXIT_CANNOT_LISTEN"]
 
@@ -159,7 +162,8 @@ def _progress_line(progress: Progress) -> str:
     )
 
 
-@click.command(context_settings={"auto_envvar_prefix": "SWARMLIST", "show_default": True})
+@click.command(cls=WithStatusSubcommand, context_settings={"auto_envvar_prefix": "SWARMLIST", "show_default": True},
+               epilog="gossip-node status --peer HOST:PORT prints a cluster summary from any node (--help there).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), callback=_load_config_file,
               is_eager=True, expose_value=True, help="TOML file of options (CLI and env override it).")  # fmt: skip
 @click.option("--topic", required=True, help="What to enumerate, e.g. 'cities of Europe'.")
@@ -168,6 +172,9 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--host", default="127.0.0.1", help="Address to bind the node's port (gossip, API, page).")
 @click.option("--port", type=click.IntRange(0, 65535), default=7070, help="The node's one port (0 = any free port).")
 @click.option("--advertise", default=None, help="host:port peers should use to reach this node (default: the bound address).")
+@click.option("--web-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve the page and API on their own port (0 = any free one) instead of the gossip port.")
+@click.option("--web-host", default="127.0.0.1", help="Address the --web-port listener binds.")
 @click.option("--seed", "seeds", multiple=True, help="host:port of a member to join through (repeatable; none = new cluster).")
 @click.option("--cluster-key", default=None, help="Cluster secret for HMAC (prefer --cluster-key-file: argv is visible in ps).")
 @click.option("--cluster-key-file", type=click.Path(dir_okay=False), default=None, help="File holding the cluster secret.")
@@ -187,6 +194,7 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--concurrency", type=click.IntRange(1, 256), default=2, help="Concurrent LLM calls.")
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
 @work_options
+@budget_options
 @click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
 @click.option("--exit-when-done", is_flag=True, help="Exit 0 once exhausted or out of budget, list written.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
@@ -196,21 +204,25 @@ def main(**options: Any) -> None:
     """Run one swarmlist node: enumerate --topic with an LLM until it is exhausted."""
     try:
         config = _build_config(options)
+        faults = FaultInjector.from_environment(os.environ, config.data_dir)  # tests only: SWARMLIST_FAULTS
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     if options["print_config"]:
         click.echo(repr(config))
         return
-    _configure_logging(options["log_level"], options["log_format"])
+    configure_logging(options["log_level"], options["log_format"])
     console = Console(stderr=True)
+    json_logs = options["log_format"] == "json"  # then every line on stderr is a JSON log record
     try:
-        sys.exit(_run(config, console))
-    except CannotListen as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_CANNOT_LISTEN)
-    except NodeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_DATA_DIR)
+        sys.exit(_run(config, console, faults, json_logs=json_logs))
+    except (CannotListen, ConfigError, NodeError) as exc:
+        if json_logs:
+            logging.getLogger("gossip-node").error("%s", exc)
+        else:
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line: rich wraps at 80 columns off a terminal
+        # ConfigError here: an option the node could only judge once bound (nothing to advertise)
+        sys.exit(EXIT_CANNOT_LISTEN if isinstance(exc, CannotListen) else
+                 EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_DATA_DIR)  # fmt: skip
 
 
 def _refuse_undecodable(ctx: click.Context, options: dict[str, Any]) -> None:
@@ -246,6 +258,8 @@ def _node_config(options: dict[str, Any], api_key: str | None) -> NodeConfig:
         port=options["port"],
         advertise=options["advertise"],
         seeds=tuple(options["seeds"]),
+        web_port=options["web_port"],
+        web_host=options["web_host"],
         cluster_key=_cluster_key(options),
         gossip_profile=options["gossip_profile"],
         llm=LLMSettings(
@@ -264,6 +278,7 @@ def _node_config(options: dict[str, Any], api_key: str | None) -> NodeConfig:
         ),
         partitioning=partition_config(options),
         verification=verification_policy(options),
+        budget=budget_config(options),
         exit_when_done=options["exit_when_done"],
     )
 
@@ -273,33 +288,36 @@ def _cluster_key(options: dict[str, Any]) -> bytes | None:
     return key.encode("utf-8") if key else None
 
 
-def _configure_logging(level: str, log_format: str) -> None:
-    if log_format == "json":
-        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'
-    else:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+def _run(
+    config: NodeConfig, console: Console, faults: FaultInjector | None = None, *, json_logs: bool = False
+) -> int:
+    log = logging.getLogger("gossip-node")
 
+    def say(text: str) -> None:
+        if json_logs:
+            log.info("%s", text)
+        else:
+            console.print(text, soft_wrap=True)
 
-def _run(config: NodeConfig, console: Console) -> int:
     def listening(url: str) -> None:
-        console.print(f"page: {url}", soft_wrap=True)
-        console.print(f"node API: {url}api/entries  (members: {url}api/members, health: {url}healthz)", soft_wrap=True)
+        say(f"page: {url}")
+        say(f"node API: {url}api/entries  (members: {url}api/members, health: {url}healthz)")
 
-    if console.is_terminal:
+    if console.is_terminal and not json_logs:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             result = asyncio.run(
-                run_node(config, on_progress=lambda p: live.update(_progress_table(p)), on_listening=listening)
+                run_node(config, on_progress=lambda p: live.update(_progress_table(p)), on_listening=listening,
+                         faults=faults)
             )
     else:
-        log = logging.getLogger("gossip-node")
         result = asyncio.run(
             run_node(
                 config,
                 on_progress=lambda p: log.info("%s", _progress_line(p)),
                 progress_interval_s=5.0,
                 on_listening=listening,
+                faults=faults,
             )
         )
-    console.print(f"stopped: {result.reason}; {result.entries} entries in {config.data_dir / 'list.jsonl'}")
+    say(f"stopped: {result.reason}; {result.entries} entries in {config.data_dir / 'list.jsonl'}")
     return EXIT_OK

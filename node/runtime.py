@@ -2,9 +2,11 @@
 
 ``run_node(config)`` is what ``gossip-node`` calls. It binds the node's port, assembles the
 node on it (``node.assembly``: store, state, backend, producer, list writer, exhaustion rule,
-gossip over HTTP), mounts the web page, and owns the lifecycle: SIGINT/SIGTERM
-stop the producer at the next safe point, in-flight commits finish, the list file gets its
-last write, and everything closes. A restart on the same data dir resumes where it was.
+gossip over HTTP), mounts the web page (on that port, or on its own ``--web-port`` listener),
+and owns the lifecycle: SIGINT/SIGTERM stop the producer at the next safe point, in-flight
+commits finish, the list file gets its last write, and everything closes. A restart on the
+same data dir resumes where it was. Peers get the advertised address (``node.addresses``), and
+seeds are looked up again on every join attempt.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.addresses import advertised_address, resolve_seed, startup_line
 from node.assembly import ExhaustionTracker, Node, Progress, exhaustion_estimate
 from node.cluster import ClusterMember, http_transport
 from node import log_filters
 from node.config import NodeConfig
+from node.fault_injection import FaultInjector
 from node.llm.base import LLMBackend
 from node.llm.openai_backend import OpenAIBackend
 from node.llm.sim.backend import SimulatedBackend
@@ -61,8 +65,12 @@ async def run_node(
     progress_interval_s: float = 1.0,
     stop: asyncio.Event | None = None,
     on_listening: Callable[[str], None] = lambda url: None,
+    faults: FaultInjector | None = None,
 ) -> NodeRun:
-    """Run until the topic is exhausted (with ``exit_when_done``) or a signal/``stop`` arrives."""
+    """Run until the topic is exhausted (with ``exit_when_done``) or a signal/``stop`` arrives.
+
+    ``faults`` (tests only, from ``SWARMLIST_FAULTS``) wraps the gossip transport in injected faults.
+    """
     log_filters.install()  # a malformed request from the network is one log line, not a traceback
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -72,15 +80,24 @@ async def run_node(
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
     server = NodeServer.bind(config.host, config.port)
+    web_server: NodeServer | None = None  # the page and API's own listener (--web-port), if any
     try:
-        address = config.advertise or server.address
+        if config.web_port is not None:
+            web_server = NodeServer.bind(config.web_host, config.web_port)
+        address = advertised_address(config.host, server.port, config.advertise, config.seeds)
+        transport = http_transport(server, address)
         node = await Node.open(
-            config, backend=lambda: build_backend(config), transport=http_transport(server, address), address=address
-        )
+            config, backend=lambda: build_backend(config), address=address,
+            transport=faults.wrap(transport) if faults is not None else transport,
+        )  # fmt: skip
     except BaseException:
         await server.aclose()
+        if web_server is not None:
+            await web_server.aclose()
         raise
+    web = web_server or server
     try:
+        node.cluster.resolve = resolve_seed  # seeds are looked up again on every join attempt
         if config.cluster_key is None:
             log.warning(
                 "OPEN CLUSTER: no cluster key, so gossip is unauthenticated; bound to %s only. "
@@ -98,18 +115,23 @@ async def run_node(
                              "gossip": cluster.broadcaster.metrics(),
                              "membership": cluster.membership.metrics(),
                              "anti_entropy": cluster.anti_entropy.metrics(),
-                             **({"plan": planner.metrics()} if planner is not None else {})},  # fmt: skip
+                             **({"plan": planner.metrics()} if planner is not None else {}),
+                             **({"llm_gate": node.budget.metrics()} if node.budget is not None else {}),
+                             **({"faults": faults.metrics()} if faults is not None else {})},  # fmt: skip
             convergence=lambda: _convergence(cluster),
             plan=planner.snapshot if planner is not None else None,
         )
-        add_routes(server.app, view)
+        add_routes(web.app, view)
         await server.start()
+        if web_server is not None:
+            await web_server.start()
+        if faults is not None:
+            faults.start()
         await node.start()
-        log.info(
-            "node %s serving %s as %s in cluster %s%s", node.name, server.url, cluster.membership.address,
-            cluster.cluster, f", joining via {', '.join(config.seeds)}" if config.seeds else " (new cluster)",
-        )  # fmt: skip
-        on_listening(server.url)
+        log.info("%s", startup_line(name=node.name, cluster=cluster.cluster, bind=server.address,
+                                    advertise=cluster.membership.address, web_url=web.url,
+                                    web_separate=web_server is not None, seeds=config.seeds))  # fmt: skip
+        on_listening(web.url)
         reporter = asyncio.create_task(_report(node, on_progress, progress_interval_s))
         try:
             reason = await node.produce(stop)
@@ -121,12 +143,16 @@ async def run_node(
             reporter.cancel()
             await node.leave(timeout_s=2.0)
             await server.aclose()
+            await web.aclose()
         await node.flush_list()
         on_progress(node.progress(reason))
         return NodeRun(reason=reason, entries=len(node.state.entries), calls=node.producer.stats.calls_started)
     finally:
+        if faults is not None:
+            await faults.aclose()
         await node.aclose()
         await server.aclose()
+        await web.aclose()
 
 
 def _convergence(cluster: ClusterMember) -> ConvergenceView | None:
@@ -134,7 +160,8 @@ def _convergence(cluster: ClusterMember) -> ConvergenceView | None:
     matrix = cluster.anti_entropy.convergence()
     if len(matrix.names) < 2:
         return None
-    return ConvergenceView(nodes=matrix.names, similarity=matrix.similarity)
+    return ConvergenceView(nodes=matrix.names, similarity=matrix.similarity, difference=matrix.difference,
+                           counts=matrix.counts)  # fmt: skip
 
 
 def _metrics(progress: Progress) -> dict[str, object]:
