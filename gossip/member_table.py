@@ -13,7 +13,9 @@ Suspicions follow Lifeguard (Dadgar, Phillips, Currey, arXiv:1707.00788, §IV-B,
 our own health score says we may be the slow one.
 
 ``MemberTable`` holds the table state and applies updates; ``gossip.membership.Membership``
-builds the protocol loops on top of it. Every accepted change is queued as a rumour and reported
+builds the protocol loops on top of it. For operators, each member also carries why it is
+suspect, dead or left (the failed probe, the accuser, the unrefuted suspicion, the leave) and
+when, and the smoothed round trip of our pings to it (``gossip.probing``). Every accepted change is queued as a rumour and reported
 to the ``MembershipDelegate``.
 """
 
@@ -74,6 +76,9 @@ class MemberInfo:
     state: MemberState
     incarnation: int
     last_heard: float  # Unix time (s) of the last message from it, or when we learned of it
+    rtt_s: float | None = None  # smoothed round trip of our direct pings' acks (SRTT); None until one came
+    reason: str | None = None  # why it is suspect, dead or left, as this node learned it; None while alive
+    reason_at: float | None = None  # Unix time (s) the reason arose
 
     @property
     def state_name(self) -> str:
@@ -113,6 +118,9 @@ class _Member:
     last_heard_at: float  # loop time
     suspicion: Suspicion | None = None
     timer: asyncio.TimerHandle | None = None
+    rtt_s: float | None = None  # smoothed round trip of our direct pings (gossip.probing.smoothed_rtt_s)
+    reason: str | None = None  # why it is suspect, dead or left (for operators); None while alive
+    reason_at: float = 0.0  # loop time the reason arose
 
 
 class MemberTable:
@@ -185,16 +193,19 @@ class MemberTable:
                 local = self._members.get(update.name)
                 if local is not None and local.state is MemberState.SUSPECT and update.incarnation <= local.incarnation:
                     continue
-                update = replace(update, state=MemberState.SUSPECT, source=accuser)
+                reporter = "a seed at join" if accuser == self._name else accuser
+                reason = f"reported {update.state.name.lower()} by {reporter} in a state exchange"
+                self._apply(replace(update, state=MemberState.SUSPECT, source=accuser), reason=reason)
+                continue
             self._apply(update)
 
-    def _apply(self, update: MemberUpdate) -> None:
+    def _apply(self, update: MemberUpdate, *, reason: str | None = None) -> None:
         if update.state is MemberState.ALIVE:
             self._on_alive(update)
         elif update.state is MemberState.SUSPECT:
-            self._on_suspect(update)
+            self._on_suspect(update, reason=reason)
         else:
-            self._on_gone(update)
+            self._on_gone(update, reason=reason)
 
     def _on_alive(self, update: MemberUpdate) -> None:
         now = self._now()
@@ -231,6 +242,7 @@ class MemberTable:
         member.address = update.address
         if previous is not MemberState.ALIVE:
             self._set_state(member, MemberState.ALIVE, now)
+            member.reason = None
         self._enqueue(replace(update, source=""))
         if previous in _GONE:
             log.info("%s: %s is back (incarnation %d)", self._name, member.name, member.incarnation)
@@ -238,7 +250,8 @@ class MemberTable:
         elif previous is MemberState.SUSPECT or moved:
             self._notify(_UPDATE, member)
 
-    def _on_suspect(self, update: MemberUpdate) -> None:
+    def _on_suspect(self, update: MemberUpdate, *, reason: str | None = None) -> None:
+        """A SUSPECT rumour (or our own failed probe); ``reason`` says why, for operators."""
         if update.name == self._name:
             self._answer_accusation(update)
             return
@@ -248,6 +261,7 @@ class MemberTable:
         if member.suspicion is not None and update.incarnation == member.incarnation:
             if member.suspicion.confirm(update.source):
                 self._arm_suspicion(member, member.suspicion)
+                member.reason = f"{member.reason}; confirmed by {update.source}"  # at most `expected` times
                 self._enqueue(update)  # an independent confirmation is news to everyone else
             return
         if member.state not in _LIVE:
@@ -270,14 +284,17 @@ class MemberTable:
         self._set_state(member, MemberState.SUSPECT, now)
         member.incarnation = update.incarnation
         member.suspicion = suspicion
+        self._explain(member, reason or f"suspected by {update.source or 'a peer'}")
         self._arm_suspicion(member, suspicion)
         self._enqueue(update)
         log.info("%s: %s is suspect (accused by %s; dead in %.1f s unless refuted)",
                  self._name, member.name, update.source or "?", suspicion.deadline_s - now)  # fmt: skip
         self._notify(_UPDATE, member)
 
-    def _on_gone(self, update: MemberUpdate) -> None:
-        """A DEAD or LEFT rumour."""
+    def _on_gone(self, update: MemberUpdate, *, reason: str | None = None) -> None:
+        """A DEAD or LEFT rumour (or our own suspicion's end); ``reason`` says why, for operators."""
+        if reason is None:
+            reason = "left" if update.state is MemberState.LEFT else f"declared dead by {update.source or 'a peer'}"
         if update.name == self._name:
             self._answer_accusation(update)
             return
@@ -290,12 +307,14 @@ class MemberTable:
             if member.state is MemberState.DEAD and update.state is MemberState.LEFT \
                     and update.incarnation > member.incarnation:  # fmt: skip
                 member.state, member.incarnation = MemberState.LEFT, update.incarnation  # gone either way
+                self._explain(member, reason)
                 self._enqueue(update)
                 self._notify(_UPDATE, member)
             return
         self._clear_suspicion(member)
         self._set_state(member, update.state, self._now())
         member.incarnation = update.incarnation
+        self._explain(member, reason)
         self._enqueue(update)
         log.info("%s: %s is %s (per %s)", self._name, member.name, update.state.name.lower(), update.source or "?")
         self._notify(_LEAVE, member)
@@ -352,7 +371,11 @@ class MemberTable:
         log.info("%s: %s declared dead: suspicion timed out with %d/%d confirmations",
                  self._name, member.name, suspicion.confirmations, suspicion.expected)  # fmt: skip
         self._counters["declared_dead"] += 1
-        self._on_gone(MemberUpdate(member.name, member.address, member.incarnation, MemberState.DEAD, self._name))
+        waited_s = self._now() - suspicion.started_at_s
+        confirmed = f", {suspicion.confirmations}/{suspicion.expected} confirmations" if suspicion.expected else ""
+        reason = f"{member.reason}; not refuted within {waited_s:.1f} s{confirmed}"
+        self._on_gone(MemberUpdate(member.name, member.address, member.incarnation, MemberState.DEAD, self._name),
+                      reason=reason)  # fmt: skip
 
     def _local_state(self) -> tuple[MemberUpdate, ...]:
         """The whole table for a push-pull: us, the live, then the most recently gone."""
@@ -374,6 +397,10 @@ class MemberTable:
         member.state = state
         member.state_changed_at = now
 
+    def _explain(self, member: _Member, reason: str) -> None:
+        member.reason = reason
+        member.reason_at = self._now()
+
     def _heard_from(self, name: str) -> None:
         member = self._members.get(name)
         if member is not None:
@@ -391,7 +418,8 @@ class MemberTable:
 
     def _info(self, member: _Member) -> MemberInfo:
         return MemberInfo(member.name, member.address, member.state, member.incarnation,
-                          self._wall(member.last_heard_at))  # fmt: skip
+                          self._wall(member.last_heard_at), rtt_s=member.rtt_s, reason=member.reason,
+                          reason_at=self._wall(member.reason_at) if member.reason is not None else None)  # fmt: skip
 
     def _bind_loop(self) -> None:
         if self._loop is None:

@@ -75,6 +75,8 @@ from gossip.errors import (
     GossipError,
     JoinError,
     ProtocolError,
+    TransportError,
+    VersionMismatch,
 )
 from gossip.member_table import (
     _LIVE,
@@ -96,9 +98,13 @@ from gossip.messages import (
 from gossip.probing import Prober
 from gossip.transport import Sender, Transport
 
-__all__ = ["MemberInfo", "MembershipDelegate", "Membership", "push_pull_interval_s"]
+__all__ = ["MemberInfo", "MembershipDelegate", "Membership", "Resolver", "push_pull_interval_s"]
 
 log = logging.getLogger(__name__)
+
+Resolver = Callable[[str], Awaitable[Sequence[str]]]
+"""A seed (host:port) → the addresses to try it at, looked up afresh on every join attempt."""
+_OURSELVES = object()  # a join outcome: the seed is this node
 
 _PUSH_PULL_SCALE_THRESHOLD = 32  # memberlist: push-pull slows down past this many members
 
@@ -203,13 +209,18 @@ class Membership(Prober):
         self._enqueue(MemberUpdate(self._name, self.address, self._incarnation, MemberState.ALIVE))
         self._runner = asyncio.create_task(self._run(), name=f"membership-{self._name}")
 
-    async def join(self, seeds: Sequence[str], *, timeout_s: float | None = None) -> int:
+    async def join(self, seeds: Sequence[str], *, timeout_s: float | None = None,
+                   resolve: Resolver | None = None) -> int:  # fmt: skip
         """Push-pull with every seed (host:port); returns how many answered (0 with no seeds).
 
-        While none answers it retries with exponential backoff (addresses are passed to the
-        transport again each time, so DNS names are re-resolved) until ``timeout_s`` (default
-        ``config.join_timeout_s``); then, or at once if every seed refused us (wrong cluster or
-        key), it raises ``JoinError`` naming each seed and why it failed. Call after ``start``.
+        While none answers it retries with exponential backoff until ``timeout_s`` (default
+        ``config.join_timeout_s``); then, or at once if every seed refused us (wrong cluster, key
+        or protocol version), it raises ``JoinError`` naming each seed and why it failed. Call after ``start``.
+
+        ``resolve`` (a DNS lookup, say) turns a seed into the addresses to try, and is called
+        again on every attempt, so a seed whose name did not resolve yet, or moved, is found;
+        it raises ``GossipError`` when it cannot. A seed resolving to our own address is us.
+        Without it, seeds go to the transport as written (aiohttp caches a name for 10 s).
         """
         self._bind_loop()
         own = self.address
@@ -223,13 +234,18 @@ class Membership(Prober):
         while True:
             attempts += 1
             request_timeout_s = max(1e-3, min(self._config.push_pull_timeout_s, deadline - self._now()))
-            outcomes = await asyncio.gather(*(self._join_seed(seed, request_timeout_s) for seed in targets))
-            failures = {seed: error for seed, error in zip(targets, outcomes, strict=True) if error is not None}
-            joined = len(targets) - len(failures)
+            outcomes = await asyncio.gather(*(self._join_through(seed, request_timeout_s, resolve)
+                                              for seed in targets))  # fmt: skip
+            if all(outcome is _OURSELVES for outcome in outcomes):
+                return 0  # every seed is this node: a new cluster
+            failures = {seed: error for seed, error in zip(targets, outcomes, strict=True)
+                        if isinstance(error, GossipError)}  # fmt: skip
+            joined = sum(outcome is None for outcome in outcomes)
             if joined:
                 log.info("%s joined through %d of %d seeds", self._name, joined, len(targets))
                 return joined
-            refused = all(isinstance(error, AuthError | ClusterMismatch) for error in failures.values())
+            refused = all(isinstance(error, AuthError | ClusterMismatch | VersionMismatch)
+                          for error in failures.values())  # fmt: skip
             remaining_s = deadline - self._now()
             if refused or remaining_s <= 0:
                 reasons = "; ".join(f"{seed}: {error}" for seed, error in failures.items())
@@ -386,6 +402,29 @@ class Membership(Prober):
             self._merge_remote_state(reply.members, accuser=peer.name)
         else:
             self._counters["push_pull_failures"] += 1
+
+    async def _join_through(self, seed: str, timeout_s: float, resolve: Resolver | None) -> GossipError | object | None:
+        """Join through one seed at each address it resolves to: None if one answered,
+        ``_OURSELVES`` if the seed is this node, else the error (a refusal first: it is final)."""
+        if resolve is None:
+            return await self._join_seed(seed, timeout_s)
+        try:
+            addresses = list(dict.fromkeys(await resolve(seed)))
+        except GossipError as error:
+            return error
+        if self.address in addresses:
+            return _OURSELVES
+        if not addresses:
+            return TransportError(f"{seed} resolves to no address")
+        outcomes = await asyncio.gather(*(self._join_seed(address, timeout_s) for address in addresses))
+        errors = [error for error in outcomes if error is not None]
+        if len(errors) < len(addresses):
+            return None
+        refusals = [error for error in errors if isinstance(error, AuthError | ClusterMismatch | VersionMismatch)]
+        if refusals or addresses == [seed]:
+            return (refusals or errors)[0]
+        pairs = zip(addresses, errors, strict=True)
+        return TransportError("; ".join(f"at {address}: {error}" for address, error in pairs))
 
     async def _join_seed(self, seed: str, timeout_s: float) -> GossipError | None:
         """One push-pull with a seed; the error if it failed."""

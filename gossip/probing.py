@@ -13,6 +13,12 @@ replies Nack (§IV-A), and missing nacks raise our health score (``gossip.awaren
 stretches our probe interval and timeouts; a ping to a suspect carries its suspicion so it can
 refute at once (buddy system, §IV-C). The requester of an indirect probe waits at least twice
 the probe timeout for the relays, since a relay nacks only after its own probe timeout.
+
+For operators: each member's round-trip time is measured where a direct ping's ack arrives and
+smoothed as TCP smooths its RTT (Jacobson 1988; RFC 6298 §2: SRTT ← 7/8 SRTT + 1/8 sample), and
+a failed probe records why the member is suspected. ``check_reachable`` turns the indirect probe
+around: members are asked to ping *us* at our advertised address, so peers tell a node whether
+they can reach it where it says it is.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from gossip.awareness import probe_failure_delta
 from gossip.errors import GossipError
@@ -35,9 +42,33 @@ from gossip.messages import (
     PingReq,
 )
 
-__all__ = ["Prober"]
+__all__ = ["Prober", "Reachability", "smoothed_rtt_s", "RTT_GAIN"]
 
 log = logging.getLogger(__name__)
+
+RTT_GAIN = 1 / 8  # RFC 6298's alpha: each new sample moves the smoothed RTT by an eighth of the gap
+
+
+def smoothed_rtt_s(previous_s: float | None, sample_s: float) -> float:
+    """RFC 6298's SRTT: the first sample as is, then an exponentially weighted moving average."""
+    if previous_s is None:
+        return sample_s
+    return previous_s + RTT_GAIN * (sample_s - previous_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """What members answered when asked to ping this node at its advertised ``address``."""
+
+    address: str
+    reached: tuple[str, ...]  # members whose ping this node answered
+    unreached: tuple[str, ...]  # members that tried and got no answer from this node (they nacked)
+    silent: tuple[str, ...]  # members that did not answer the request in time (no verdict)
+
+    @property
+    def unreachable(self) -> bool:
+        """Members tried and none got through: peers cannot reach this node at ``address``."""
+        return bool(self.unreached) and not self.reached
 
 
 class Prober(MemberTable):
@@ -114,7 +145,13 @@ class Prober(MemberTable):
         log.info("%s: no ack from %s (direct or through %d relays, %d nacks); suspecting it",
                  self._name, target.name, len(relays), nacks)  # fmt: skip
         self._counters["suspicions_raised"] += 1
-        self._on_suspect(MemberUpdate(target.name, target.address, incarnation, MemberState.SUSPECT, self._name))
+        if relays:
+            reason = (f"no ack to direct probes nor to {len(relays)} indirect probe{'s' * (len(relays) > 1)} "
+                      f"({nacks} nack{'s' * (nacks != 1)})")  # fmt: skip
+        else:
+            reason = "no ack to direct probes (no other member to probe through)"
+        self._on_suspect(MemberUpdate(target.name, target.address, incarnation, MemberState.SUSPECT, self._name),
+                         reason=reason)  # fmt: skip
 
     def _probe_succeeded(self, target: _Member) -> None:
         self._awareness.apply_delta(-1)
@@ -123,11 +160,43 @@ class Prober(MemberTable):
     async def _ping(self, name: str, address: str, seq: int, timeout_s: float) -> bool:
         """Ping ``name`` at ``address``; True on its ack (whose updates are merged)."""
         target = self._members.get(name)
+        sent_at = self._now()
         reply = await self._request(address, Ping(seq, name, self._piggyback(target)), timeout_s)
         if isinstance(reply, Ack) and reply.seq == seq:
+            # Measured where the ack arrives; the member may have been replaced meanwhile.
+            member = self._members.get(name)
+            if member is not None and member.address == address:
+                member.rtt_s = smoothed_rtt_s(member.rtt_s, self._now() - sent_at)
             self._merge_updates(reply.updates)
             return True
         return False
+
+    async def check_reachable(self, *, relays: int = 3, timeout_s: float | None = None) -> Reachability:
+        """Ask up to ``relays`` alive members to ping this node at its advertised address.
+
+        A PingReq naming ourselves as the target: each relay pings us and answers Ack (it got
+        through) or Nack (it could not). Default wait: four probe timeouts, so a relay's own
+        probe timeout and the trip back fit. No members, no verdict (every tuple empty).
+        """
+        self._bind_loop()
+        chosen = self._random_members(relays, lambda member: member.state is MemberState.ALIVE)
+        wait_s = 4 * self._config.probe_timeout_s if timeout_s is None else timeout_s
+        seq = next(self._seq)
+        replies = await asyncio.gather(*(
+            self._request(member.address, PingReq(seq, self._name, self.address, self._piggyback()), wait_s)
+            for member in chosen
+        ))  # fmt: skip
+        verdicts: dict[str, list[str]] = {"reached": [], "unreached": [], "silent": []}
+        for member, reply in zip(chosen, replies, strict=True):
+            if isinstance(reply, Ack) and reply.seq == seq:
+                self._merge_updates(reply.updates)
+                verdicts["reached"].append(member.name)
+            elif isinstance(reply, Nack) and reply.seq == seq:
+                verdicts["unreached"].append(member.name)
+            else:
+                verdicts["silent"].append(member.name)
+        return Reachability(self.address, reached=tuple(sorted(verdicts["reached"])),
+                            unreached=tuple(sorted(verdicts["unreached"])), silent=tuple(sorted(verdicts["silent"])))
 
     def _answer_ping(self, ping: Ping) -> Message | None:
         self._merge_updates(ping.updates)

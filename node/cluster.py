@@ -25,8 +25,9 @@ from gossip.broadcast import BroadcastConfig, Broadcaster
 from gossip.config import GossipConfig
 from gossip.errors import JoinError
 from gossip.http_transport import AiohttpTransport
-from gossip.membership import MemberInfo, Membership, MembershipDelegate
+from gossip.membership import MemberInfo, Membership, MembershipDelegate, Resolver
 from gossip.messages import Message, Payloads
+from gossip.probing import Reachability
 from gossip.transport import Sender, Transport
 from node.normalize import normal_form
 from node.server import NodeServer
@@ -65,7 +66,7 @@ class _LoggingDelegate:
         log.info("member %s joined (%s, incarnation %d)", member.name, member.address, member.incarnation)
 
     def on_leave(self, member: MemberInfo) -> None:
-        log.warning("member %s is %s (%s)", member.name, member.state_name, member.address)
+        log.warning("member %s is %s (%s): %s", member.name, member.state_name, member.address, member.reason)
 
     def on_update(self, member: MemberInfo) -> None:
         log.info("member %s is %s (incarnation %d)", member.name, member.state_name, member.incarnation)
@@ -76,7 +77,8 @@ class ClusterMember:
 
     ``address`` is where peers reach this node (sealed into every message). ``rng`` seeds
     membership's and dissemination's random choices (a seeded simulation repeats);
-    ``wall`` is the clock messages are stamped with (the loop's virtual one in a simulation).
+    ``wall`` is the clock messages are stamped with (the loop's virtual one in a simulation);
+    ``resolve`` looks seeds up on every join attempt (DNS for a real node; none in a simulation).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class ClusterMember:
         delegate: MembershipDelegate | None = None,
         rng: random.Random | None = None,
         wall: Callable[[], float] = time.time,
+        resolve: Resolver | None = None,
     ) -> None:
         rng = rng or random.Random()
         self.cluster = cluster_id(topic)
@@ -114,8 +117,10 @@ class ClusterMember:
             rng=random.Random(rng.getrandbits(64)),
         )  # fmt: skip
         self._seeds = list(seeds)
+        self.resolve = resolve  # may be set until ``start`` (the runtime sets DNS after Node.open)
         self._join_task: asyncio.Task[None] | None = None
         self.join_error: JoinError | None = None
+        self.reachability: Reachability | None = None  # what peers said after the join
 
     def __repr__(self) -> str:
         return f"<ClusterMember {self.cluster} {self.membership!r}>"
@@ -142,15 +147,36 @@ class ClusterMember:
 
     async def _join(self) -> None:
         try:
-            joined = await self.membership.join(self._seeds)
+            joined = await self.membership.join(self._seeds, resolve=self.resolve)
             log.info("joined cluster %s through %d seed(s)", self.cluster, joined)
         except JoinError as exc:
             self.join_error = exc
             log.error("%s", exc)
+            return
+        if joined:
+            await self._check_reachable()
+
+    async def _check_reachable(self) -> None:
+        """Peers tell us whether they reach us where we advertise: say it loudly if not, since
+        they will otherwise suspect and declare this node dead over and over, for no visible reason."""
+        found = await self.membership.check_reachable()
+        self.reachability = found
+        if found.unreachable:
+            log.error(
+                "peers cannot reach this node at %s: %s tried and got no answer. They will declare it dead; "
+                "set --advertise to an address they can reach (and check --host and firewalls)",
+                found.address, ", ".join(found.unreached),
+            )  # fmt: skip
+        elif found.unreached:
+            log.warning("some peers cannot reach this node at %s: %s could not, %s could", found.address,
+                        ", ".join(found.unreached), ", ".join(found.reached))  # fmt: skip
+        elif found.reached:
+            log.info("peers reach this node at %s (checked by %s)", found.address, ", ".join(found.reached))
 
     def members(self) -> list[MemberView]:
         return [
-            MemberView(m.name, m.address, m.state_name, m.incarnation, m.last_heard)
+            MemberView(m.name, m.address, m.state_name, m.incarnation, m.last_heard,
+                       rtt_s=m.rtt_s, reason=m.reason, reason_at=m.reason_at)
             for m in self.membership.members()
         ]
 

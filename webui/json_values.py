@@ -42,6 +42,9 @@ def member_json(member: MemberView) -> dict[str, object]:
         "state": member.state,
         "incarnation": member.incarnation,
         "last_heard": member.last_heard,
+        "rtt_s": member.rtt_s,
+        "reason": member.reason,
+        "reason_at": member.reason_at,
     }
 
 
@@ -80,7 +83,13 @@ def partition_json(partition: PartitionView) -> dict[str, object]:
 
 
 def convergence_json(convergence: ConvergenceView) -> dict[str, object]:
-    return {"nodes": list(convergence.nodes), "similarity": [list(row) for row in convergence.similarity]}
+    found: dict[str, object] = {"nodes": list(convergence.nodes),
+                                "similarity": [list(row) for row in convergence.similarity]}  # fmt: skip
+    if convergence.difference:
+        found["difference"] = [list(row) for row in convergence.difference]
+    if convergence.counts:
+        found["counts"] = list(convergence.counts)
+    return found
 
 
 def discovery_json(point: DiscoveryPoint) -> list[int]:

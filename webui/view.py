@@ -15,7 +15,11 @@ numeric key through as a gauge:
 - ``generated_items``, ``new_items``, ``observed_calls`` (every observed call's generated
   items and how many became new entries, cumulative, cluster-wide);
 - ``estimate``: ``{"total", "low", "high", "remaining", "coverage"}`` (``high`` None = ∞);
-- ``gossip``: ``{"messages_in", "messages_out", "bytes_in", "bytes_out"}`` (cumulative).
+- ``gossip``: ``{"messages_in", "messages_out", "bytes_in", "bytes_out"}`` (cumulative);
+- ``spend``: the network's LLM spend as the usage records tell it — ``calls``,
+  ``prompt_tokens``, ``completion_tokens`` — its budget ``budget_calls``, ``budget_tokens``
+  and what is left, ``remaining_calls``, ``remaining_tokens`` (None = no limit), and this
+  node's share, ``node_calls``, ``node_prompt_tokens``, ``node_completion_tokens``.
 """
 
 from __future__ import annotations
@@ -99,6 +103,9 @@ class MemberView:
     state: str  # "alive" | "suspect" | "dead" | "left"
     incarnation: int
     last_heard: float  # wall-clock seconds
+    rtt_s: float | None = None  # smoothed round trip of this node's SWIM probes to it; None: none yet
+    reason: str | None = None  # why it is suspect, dead or left ("no ack to direct probes nor …")
+    reason_at: float | None = None  # wall-clock seconds the reason arose
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,9 @@ class ConvergenceView:
 
     nodes: tuple[str, ...]
     similarity: tuple[tuple[float | None, ...], ...]  # [i][j]: Jaccard estimate, None unknown
+    # [i][j]: estimated records in one set only; 0.0 exactly when the two digests are equal
+    difference: tuple[tuple[float | None, ...], ...] = ()
+    counts: tuple[int | None, ...] = ()  # each node's record count as last heard; None unknown
 
 
 @dataclass(frozen=True, slots=True)

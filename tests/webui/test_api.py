@@ -286,3 +286,20 @@ async def test_error_bodies_are_json(http: TestClient) -> None:
     """A 400 body is valid JSON even when the message has quotes."""
     body = await (await http.get("/api/entries?limit=ten")).text()
     assert json.loads(body) == {"error": "limit must be an integer"}
+
+
+async def test_members_carry_rtt_and_why_and_convergence_carries_digest_agreement(
+    http: TestClient, view: FakeView
+) -> None:
+    """/api/members adds rtt_s, reason and reason_at (None while unknown); /api/convergence adds the
+    difference matrix (0.0 = equal digests) and record counts when the node has them."""
+    view.member_list.append(MemberView("n2", "127.0.0.1:7002", "dead", 4, 1_700_000_000.0, rtt_s=0.0042,
+                                       reason="declared dead by n3", reason_at=1_700_000_010.0))  # fmt: skip
+    members = (await (await http.get("/api/members")).json())["members"]
+    assert members[0]["rtt_s"] is None and members[0]["reason"] is None and members[0]["reason_at"] is None
+    assert {k: members[1][k] for k in ("state", "rtt_s", "reason", "reason_at")} == {
+        "state": "dead", "rtt_s": 0.0042, "reason": "declared dead by n3", "reason_at": 1_700_000_010.0}  # fmt: skip
+    view.convergence_view = ConvergenceView(("n1", "n2"), ((1.0, 1.0), (1.0, 1.0)),
+                                            difference=((0.0, 0.0), (0.0, 0.0)), counts=(5, 5))  # fmt: skip
+    convergence = await (await http.get("/api/convergence")).json()
+    assert convergence["difference"] == [[0.0, 0.0], [0.0, 0.0]] and convergence["counts"] == [5, 5]

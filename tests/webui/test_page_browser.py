@@ -8,6 +8,7 @@ one drives the third node's page of a real 3-process cluster (the merged list). 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -218,3 +219,37 @@ async def test_page_of_the_third_node_shows_the_merged_cluster_list_live(
     states = set(await partitions.locator("td:nth-child(5)").all_text_contents())
     assert states and states <= {"active", "split", "retired"}
     assert problems == []  # checked while the nodes run: once they stop, reconnects fail loudly
+
+
+async def test_members_table_shows_each_peers_rtt_and_why_it_is_suspect(
+    fake_site: tuple[str, FakeView], page: tuple[Page, list[str]]
+) -> None:
+    """The RTT and Why columns: a suspect peer's smoothed RTT in ms and the reason with its time."""
+    url, view = fake_site
+    tab, problems = page
+    view.member_list.append(MemberView("n4", "127.0.0.1:7004", "suspect", 2, time.time(), rtt_s=0.0123,
+                                       reason="no ack to direct probes nor to 2 indirect probes (0 nacks)",
+                                       reason_at=time.time()))  # fmt: skip
+    await tab.goto(url)
+    row = tab.locator("#members-body tr.member", has_text="n4")
+    await expect(row.locator(".rtt")).to_have_text("12 ms")
+    await expect(row.locator(".reason")).to_have_text(re.compile(r"^no ack to direct probes nor to 2 indirect "
+                                                                 r"probes \(0 nacks\) at \d\d:\d\d:\d\d$"))  # fmt: skip
+    assert problems == []
+
+
+async def test_the_spend_line_shows_the_network_spend_and_what_is_left_of_the_budget(
+    fake_site: tuple[str, FakeView], page: tuple[Page, list[str]]
+) -> None:
+    """One line under the counters: calls and tokens spent network-wide, the budget and what is left."""
+    url, view = fake_site
+    tab, problems = page
+    await tab.goto(url)
+    line = tab.locator("#spend")
+    await expect(line).to_be_hidden()  # a view without a spend group shows no line
+    view.metric_values["spend"] = {"calls": 1234, "prompt_tokens": 450_000, "completion_tokens": 98_000,
+                                   "budget_calls": 2000, "budget_tokens": None, "remaining_calls": 766,
+                                   "remaining_tokens": None}  # fmt: skip
+    await expect(line).to_have_text("Network spend: 1,234 LLM calls, 450K prompt + 98K completion tokens"
+                                    " · budget 2,000 calls, 766 left")  # fmt: skip
+    assert problems == []

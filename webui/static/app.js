@@ -110,11 +110,30 @@
     $("coverage").textContent = coverage === null ? "" : fmtPct(coverage) + " covered";
     $("c-tokens").textContent = fmtCompact(metric("tokens"));
     $("c-tokens-sub").textContent = "this node's calls";
+    renderSpend();
     const stopped = state.metrics.stopped;
     $("run-state").textContent = typeof stopped === "string" && stopped ? "stopped: " + stopped : "";
     const alive = state.members.filter((m) => m.state === "alive").length;
     $("c-members").textContent = fmtInt(state.members.length);
     $("c-members-sub").textContent = alive + " alive";
+  }
+
+  // The network's LLM spend (every node's calls, from the replicated usage records) and its budget.
+  function renderSpend() {
+    const line = $("spend");
+    const calls = metric("spend.calls");
+    line.hidden = calls === null;
+    if (calls === null) return;
+    const parts = [
+      "Network spend: " + fmtInt(calls) + " LLM calls, " + fmtCompact(metric("spend.prompt_tokens")) + " prompt + " +
+        fmtCompact(metric("spend.completion_tokens")) + " completion tokens",
+    ];
+    const budgetCalls = metric("spend.budget_calls");
+    const budgetTokens = metric("spend.budget_tokens");
+    if (budgetCalls !== null) parts.push("budget " + fmtInt(budgetCalls) + " calls, " + fmtInt(metric("spend.remaining_calls")) + " left");
+    if (budgetTokens !== null) parts.push("budget " + fmtCompact(budgetTokens) + " tokens, " + fmtCompact(metric("spend.remaining_tokens")) + " left");
+    if (budgetCalls === null && budgetTokens === null) parts.push("no budget");
+    line.textContent = parts.join(" · ");
   }
 
   // ---------------------------------------------------------------- the list
@@ -331,6 +350,19 @@
     return Math.round(seconds / 3600) + " h ago";
   }
 
+  function fmtRtt(seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
+    const ms = seconds * 1000;
+    return (ms < 10 ? ms.toFixed(1) : Math.round(ms)) + " ms";
+  }
+
+  // Why a member is suspect, dead or left, with the local time it was decided.
+  function whyText(member) {
+    if (!member.reason) return "";
+    if (!member.reason_at) return member.reason;
+    return member.reason + " at " + new Date(member.reason_at * 1000).toLocaleTimeString([], { hour12: false });
+  }
+
   function renderMembers() {
     const tbody = $("members-body");
     clear(tbody);
@@ -346,7 +378,9 @@
         el("td", "address", member.address),
         stateCell,
         el("td", "num", member.incarnation),
+        el("td", "num rtt", fmtRtt(member.rtt_s)),
         el("td", "num muted", ago(state.serverTime - member.last_heard)),
+        el("td", "reason muted", whyText(member)),
       );
       tbody.append(row);
     }
