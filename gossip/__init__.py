@@ -20,6 +20,7 @@ from gossip.errors import (
     ProtocolError,
     RequestTimeout,
     TransportError,
+    VersionMismatch,
 )
 from gossip.http_transport import AiohttpTransport
 from gossip.membership import MemberInfo, Membership, MembershipDelegate
@@ -49,5 +50,6 @@ __all__ = [
     "Sender",
     "Transport",
     "TransportError",
+    "VersionMismatch",
     "Wire",
 ]

@@ -4,7 +4,8 @@ A ``Wire`` is one node's view of the cluster's wire rules. ``seal`` wraps a mess
 envelope naming the cluster, the protocol version and the sender, stamped with the wall clock
 and a random 16-byte nonce, and — when the cluster has a key — an HMAC-SHA256 (RFC 2104) over
 the canonical bytes of everything but the MAC (``Frame.signed_bytes``). ``open`` refuses, in
-this order: bytes that are not a valid frame (``ProtocolError``), another cluster's message
+this order: bytes that are not a valid frame (``ProtocolError``; ``VersionMismatch`` for another
+protocol version, before anything else is read), another cluster's message
 (``ClusterMismatch``, naming both ids), a missing or wrong MAC, a timestamp outside the allowed
 clock skew, or a nonce already seen within the replay window (``AuthError``); then it decodes
 the body. The MAC is checked before the body is parsed, so unauthenticated bodies are never
@@ -37,6 +38,7 @@ from gossip.errors import (
     GossipError,
     ProtocolError,
     TransportError,
+    VersionMismatch,
 )
 from gossip.messages import (
     MAX_ADDRESS_CHARS,
@@ -74,7 +76,9 @@ class Wire:
         max_skew_s: float = 60.0,
         replay_window_s: float = 120.0,
         max_remembered_nonces: int = DEFAULT_MAX_REMEMBERED_NONCES,
+        version: int = PROTOCOL_VERSION,
     ) -> None:
+        """``version``: the protocol version this node speaks (tests build nodes of another one)."""
         _check_text("cluster", cluster, MAX_NAME_CHARS)
         _check_text("name", name, MAX_NAME_CHARS)
         _check_text("address", address, MAX_ADDRESS_CHARS)
@@ -96,6 +100,7 @@ class Wire:
         self._max_remembered = max_remembered_nonces
         self._seen: OrderedDict[bytes, tuple[float, int]] = OrderedDict()  # nonce -> (forget at, timestamp_ms)
         self._horizon_ms = -1  # messages stamped at or before this are refused (cache overflowed)
+        self._version = version
 
     def __repr__(self) -> str:
         keyed = "keyed" if self._key is not None else "open"
@@ -121,6 +126,11 @@ class Wire:
         self._address = address
 
     @property
+    def version(self) -> int:
+        """The protocol version this node speaks (stamped on every envelope, required of every one)."""
+        return self._version
+
+    @property
     def keyed(self) -> bool:
         """Whether this cluster authenticates its messages."""
         return self._key is not None
@@ -128,7 +138,7 @@ class Wire:
     def seal(self, message: Message) -> bytes:
         """The wire bytes of ``message``; ``ProtocolError`` if it breaks a limit of the protocol."""
         frame = Frame(
-            version=PROTOCOL_VERSION,
+            version=self._version,
             cluster=self._cluster,
             sender=self._name,
             sender_address=self._address,
@@ -148,7 +158,7 @@ class Wire:
         type), ``ClusterMismatch`` or ``AuthError``. Changes no state but the replay cache, and
         that only on success.
         """
-        frame = decode_frame(data)
+        frame = decode_frame(data, version=self._version)
         if expect is not None and frame.type is not expect:
             raise ProtocolError(f"expected a {expect.name} message, got {frame.type.name}")
         if frame.cluster != self._cluster:
@@ -215,12 +225,18 @@ class Refusal:
     # 429 too many requests from one peer at once, 500 failed, 503 not serving
     reason: str
     cluster: str = ""  # the receiver's cluster id (403 only): the caller's error names both
+    # A 400 for another protocol version: the receiver's version and the one it was sent (0 otherwise).
+    # The caller's error names both. (A receiver older than these fields sends a plain 400.)
+    version: int = 0
+    sender_version: int = 0
 
     @classmethod
     def of(cls, exc: GossipError, *, cluster: str) -> Refusal:
         """The refusal for an error raised while opening or handling a request."""
         if isinstance(exc, ClusterMismatch):
             return cls(403, str(exc), cluster)
+        if isinstance(exc, VersionMismatch):
+            return cls(400, str(exc), version=exc.own_version, sender_version=exc.peer_version)
         if isinstance(exc, AuthError):
             return cls(401, str(exc))
         if isinstance(exc, ProtocolError):
@@ -233,6 +249,10 @@ class Refusal:
             return ClusterMismatch(f"peer {peer} belongs to cluster {self.cluster!r}, this node to cluster {cluster!r}")
         if self.status == 401:
             return AuthError(f"peer {peer} refused our message: {self.reason}")
+        if self.status == 400 and self.version:
+            return VersionMismatch(f"peer {peer} speaks protocol version {self.version}, this node speaks "
+                                   f"{self.sender_version}: they cannot gossip (upgrade one of them)",
+                                   peer_version=self.version, own_version=self.sender_version)  # fmt: skip
         if self.status == 400:
             return ProtocolError(f"peer {peer} refused our message as invalid: {self.reason}")
         if self.status == 413:

@@ -4,7 +4,8 @@
     ├── TransportError      — a peer could not be reached or did not answer in time
     │   └── RequestTimeout
     ├── ProtocolError       — bytes that are not a valid message of this protocol
-    │   └── DecodeError
+    │   ├── DecodeError
+    │   └── VersionMismatch — a peer speaks another protocol version
     ├── AuthError           — wrong cluster key, stale or replayed message
     ├── ClusterMismatch     — a message of another cluster (another topic)
     └── JoinError           — no seed could be joined
@@ -20,6 +21,7 @@ __all__ = [
     "RequestTimeout",
     "ProtocolError",
     "DecodeError",
+    "VersionMismatch",
     "AuthError",
     "ClusterMismatch",
     "JoinError",
@@ -44,6 +46,15 @@ class ProtocolError(GossipError):
 
 class DecodeError(ProtocolError):
     """Bytes that do not decode to a message."""
+
+
+class VersionMismatch(ProtocolError):
+    """A message of another protocol version than this node speaks; both versions are attributes."""
+
+    def __init__(self, message: str, *, peer_version: int, own_version: int) -> None:
+        super().__init__(message)
+        self.peer_version = peer_version  # the version of the other side (the message's, or the refuser's)
+        self.own_version = own_version  # the version of the side raising it
 
 
 class AuthError(GossipError):

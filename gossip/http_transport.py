@@ -282,7 +282,10 @@ async def _read_limited(stream: aiohttp.StreamReader, limit: int, declared: int 
 
 
 def _refusal_response(refusal: Refusal) -> web.Response:
-    return web.json_response({"reason": refusal.reason, "cluster": refusal.cluster}, status=refusal.status)
+    fields: dict[str, str | int] = {"reason": refusal.reason, "cluster": refusal.cluster}
+    if refusal.version:  # another protocol version: the caller's error names both
+        fields |= {"version": refusal.version, "sender_version": refusal.sender_version}
+    return web.json_response(fields, status=refusal.status)
 
 
 def _refusal_of(status: int, body: bytes | None) -> Refusal:
@@ -291,6 +294,12 @@ def _refusal_of(status: int, body: bytes | None) -> Refusal:
     try:
         fields = json.loads(text)
         reason, cluster = str(fields["reason"]), str(fields.get("cluster", ""))
-    except (ValueError, TypeError, KeyError):
-        reason, cluster = text.strip() or f"HTTP {status}", ""
-    return Refusal(status, reason, cluster)
+        version, sender_version = _version_of(fields.get("version")), _version_of(fields.get("sender_version"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        reason, cluster, version, sender_version = text.strip() or f"HTTP {status}", "", 0, 0
+    return Refusal(status, reason, cluster, version, sender_version)
+
+
+def _version_of(value: object) -> int:
+    """A protocol version from a refusal's JSON; 0 (none) for anything that is not a positive integer."""
+    return value if type(value) is int and 0 < value < 2**64 else 0
