@@ -29,6 +29,11 @@ names against their real alternate names, and every town against all the others 
 friends) and a hand-built table; ``docs/benchmarks.md`` ("Dedup") has the tables and
 ``scripts/bench/dedup.py`` reruns them. Exonyms (Köln / Cologne) are beyond any string
 similarity: they leak, and the benchmark says how much.
+
+``Deduplicator(fuzzy=False)`` keeps stage 1 only (exact ids): no candidate, no verification,
+no near-duplicate pairs, so the global list built on it never clusters. It exists for the
+"exact dedup only" ablation of ``scripts/bench/levers.py``; every node of a cluster must use
+the same setting, since the list is a function of the set *and* of this relation.
 """
 
 from __future__ import annotations
@@ -227,11 +232,13 @@ class Deduplicator:
     """The index of known entries and the resolver of generated items (not thread-safe).
 
     Memory per entry: a slot in the exact dict, the fuzzy key, and ``bands`` items of one
-    int-keyed dict. No signature is kept.
+    int-keyed dict. No signature is kept. With ``fuzzy=False`` only the exact dict is used
+    (see the module docstring).
     """
 
-    def __init__(self, params: FuzzyParams | None = None) -> None:
+    def __init__(self, params: FuzzyParams | None = None, *, fuzzy: bool = True) -> None:
         self._params = params or DEFAULT_PARAMS
+        self._fuzzy = fuzzy
         self._hasher = MinHasher(self._params)
         self._slot_of: dict[EntryId, int] = {}
         self._ids: list[EntryId] = []
@@ -247,6 +254,11 @@ class Deduplicator:
         """The fuzzy parameters in force."""
         return self._params
 
+    @property
+    def fuzzy(self) -> bool:
+        """False when only exact ids match (no near-duplicates are ever found)."""
+        return self._fuzzy
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -255,6 +267,8 @@ class Deduplicator:
 
     def __repr__(self) -> str:
         p = self._params
+        if not self._fuzzy:
+            return f"<Deduplicator entries={len(self._ids)} exact only>"
         return (
             f"<Deduplicator entries={len(self._ids)} buckets={len(self._buckets)} "
             f"k={p.shingle_chars} lsh={p.bands}x{p.rows} {p.scorer}>={p.min_score}>"
@@ -277,6 +291,8 @@ class Deduplicator:
         slot = self._slot_of.get(item_id)
         if slot is not None:
             return Resolution(MatchKind.EXACT, item_id, self._texts[slot])
+        if not self._fuzzy:
+            return Resolution(MatchKind.NEW, item_id, None)
         prepared = self._prepare(item_id, normal)
         verified = self._verified(prepared)
         self._last = _Prepared(item_id, prepared.key, prepared.band_keys, verified)
@@ -294,6 +310,12 @@ class Deduplicator:
         whatever the order of insertion (the global list relies on it).
         """
         if entry_id in self._slot_of:
+            return []
+        if not self._fuzzy:  # exact only: an id and its text, no key, no bands, no neighbours
+            self._slot_of[entry_id] = len(self._ids)
+            self._ids.append(entry_id)
+            self._texts.append(text)
+            self._keys.append("")
             return []
         prepared = self._last
         if prepared is None or prepared.entry_id != entry_id:
@@ -321,6 +343,8 @@ class Deduplicator:
 
     def near_duplicates(self, text: str) -> list[tuple[EntryId, float]]:
         """Indexed entries verified as near-duplicates of ``text`` (its own id excluded)."""
+        if not self._fuzzy:
+            return []
         normal = normal_form(text)
         prepared = self._prepare(_id_of_normal(normal), normal)
         return [(self._ids[s], score) for s, score in self._verified(prepared)]

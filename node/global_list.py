@@ -59,8 +59,9 @@ def _shown_order(record: EntryRecord) -> tuple[int, str, str, str]:
 class GlobalList:
     """The list of one node's set of entry records (not thread-safe; one event loop)."""
 
-    def __init__(self, params: FuzzyParams | None = None) -> None:
-        self._dedup = Deduplicator(params)
+    def __init__(self, params: FuzzyParams | None = None, *, fuzzy: bool = True) -> None:
+        # fuzzy=False: exact ids only, so no clusters (the "exact dedup only" ablation)
+        self._dedup = Deduplicator(params, fuzzy=fuzzy)
         self._shown: dict[EntryId, EntryRecord] = {}
         self._root_of: dict[EntryId, EntryId] = {}
         self._members: dict[EntryId, list[EntryId]] = {}  # root -> ids of its cluster

@@ -363,3 +363,20 @@ def test_benchmark_replaces_only_its_own_section():
         bench.replace_section("# Benchmarks\n", "## Dedup\nnew\n")
         == "# Benchmarks\n\n## Dedup\nnew\n"
     )
+
+
+# ---------------------------------------------------------------- exact only (the ablation)
+
+
+def test_exact_only_dedup_matches_normal_forms_and_never_a_variant():
+    """Deduplicator(fuzzy=False): a respelling of an indexed entry is EXACT, a variant is NEW, nobody has neighbours."""
+    dedup = Deduplicator(fuzzy=False)
+    assert not dedup.fuzzy and Deduplicator().fuzzy
+    assert dedup.add(entry_id("Trieste"), "Trieste") == []
+    assert dedup.resolve("TRIESTE") == Resolution(MatchKind.EXACT, entry_id("Trieste"), "Trieste")
+    assert dedup.resolve("Triest") == Resolution(MatchKind.NEW, entry_id("Triest"), None)
+    assert dedup.add(entry_id("Triest"), "Triest") == []
+    assert dedup.near_duplicates("Trieste") == []
+    assert _indexed("Trieste").resolve("Triest").match is MatchKind.FUZZY  # the default would have matched
+    assert len(dedup) == 2 and dedup.text_of(entry_id("Triest")) == "Triest"
+    assert repr(dedup) == "<Deduplicator entries=2 exact only>"

@@ -251,3 +251,15 @@ def test_unknown_id_raises_key_error():
     """cluster_of and aliases of an id not in the set raise KeyError."""
     with pytest.raises(KeyError):
         GlobalList().cluster_of(entry_id("Atlantis"))
+
+
+def test_an_exact_only_list_shows_variants_as_lines_of_their_own():
+    """GlobalList(fuzzy=False) never clusters: Hanover and Hannover are two lines, not an entry and its alias."""
+    records = [record("Hannover", hlc=1), record("Hanover", hlc=2)]
+    clustered = GlobalList()
+    clustered.add_all(records)
+    exact = GlobalList(fuzzy=False)
+    exact.add_all(records)
+    assert len(clustered) == 1 and clustered.aliases(entry_id("Hannover")) == (records[1],)
+    assert len(exact) == 2 and exact.aliases(entry_id("Hannover")) == ()
+    assert not exact.deduplicator.fuzzy

@@ -99,3 +99,13 @@ def test_bad_counts_are_refused() -> None:
         )
     with pytest.raises(ValueError):
         build_split_prompt(PromptTemplates(), topic="t", partition=[], max_parts=1)
+
+
+def test_a_zero_known_budget_sends_no_known_entries() -> None:
+    """known_budget_tokens=0 (the "no known entries" ablation) renders an empty known list, all omitted."""
+    prompt = build_enumeration_prompt(
+        PromptTemplates(), topic="t", partition=["p"], known=["Paris", "Lyon"], count=5, known_budget_tokens=0
+    )
+    assert _known_list(prompt.messages[1].content) == []
+    assert "Known items (0," in prompt.messages[1].content
+    assert prompt.known_included == 0 and prompt.known_omitted == 2

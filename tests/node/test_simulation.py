@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from node.codec import decode_record
 from node.errors import ConfigError
 from node.hlc import hlc_physical_ms
 from node.normalize import entry_id
-from node.records import CapacityRecord, EntryRecord, PlanRecord, Record
+from node.producer import ProducerConfig
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, PlanRecord, Record
 from node.simulation import NodeEvent, SimConfig, Simulation, SimReport, run_simulation, set_digest
 from node.store import DB_FILENAME, Store
 from partitioning.plan import PartitionPlan
@@ -268,3 +270,49 @@ def test_every_node_builds_the_same_partition_plan_and_stops_when_it_is_exhauste
     assert report.cluster["split_calls"] >= 1 and report.cluster["calls"] > report.cluster["split_calls"]
     covered = [leaf["coverage"] for leaf in report.plan["leaf_table"] if leaf["coverage"] is not None]
     assert covered and report.cluster["coverage_of_producible"] > 0.7
+
+
+def test_lever_knobs_reach_every_node_producer_config() -> None:
+    """known_entries and fuzzy_dedup become the nodes' ProducerConfig; the defaults change nothing."""
+    default = _config().producer_config()
+    assert default == ProducerConfig(max_calls=3)
+    recency = _config(known_entries="recency").producer_config()
+    assert not recency.known_by_frequency and recency.known_budget_tokens == default.known_budget_tokens
+    none = _config(known_entries="none").producer_config()
+    assert none.known_budget_tokens == 0 and none.known_by_frequency
+    assert not _config(fuzzy_dedup=False).producer_config().fuzzy_dedup
+    with pytest.raises(ConfigError, match="known_entries"):
+        _config(known_entries="alphabetical")
+
+
+def test_runs_sharing_a_model_seed_ask_one_model_with_their_own_sampling() -> None:
+    """model_seed fixes what the simulated model knows whatever rng_seed is (independent producers share a model)."""
+    first = Simulation(_config(rng_seed=1, model_seed=5))
+    second = Simulation(_config(rng_seed=2, model_seed=5))
+    assert first.truth.producible == second.truth.producible == Simulation(_config(rng_seed=5)).truth.producible
+    assert first.truth.producible != Simulation(_config(rng_seed=1)).truth.producible
+    report = run_simulation(_config(nodes=1, rng_seed=1, model_seed=5))
+    assert report.seeds["model_knowledge"] == 5 and report.seeds["rng_seed"] == 1
+
+
+def _match_kinds(data_dir: Path) -> Counter[MatchKind]:
+    records = _records_on_disk(data_dir).values()
+    return Counter(item.match for r in records if isinstance(r, ObservationRecord) for item in r.items)
+
+
+def test_without_known_entries_prompts_carry_none_and_cost_fewer_tokens() -> None:
+    """known_entries="none": the same run, but every prompt's known list is empty, so prompt tokens stay flat."""
+    with_context = run_simulation(_config(nodes=1, max_calls=20))
+    without = run_simulation(_config(nodes=1, max_calls=20, known_entries="none"))
+    assert with_context.cluster["calls"] == without.cluster["calls"]
+    assert without.cluster["prompt_tokens"] < 0.8 * with_context.cluster["prompt_tokens"]
+
+
+def test_exact_only_dedup_makes_no_fuzzy_match_and_lists_variants_as_lines(tmp_path: Path) -> None:
+    """fuzzy_dedup=False: no generated item resolves FUZZY, so variants the default would match become lines."""
+    fuzzy = run_simulation(_config(nodes=1, max_calls=20, data_dir=tmp_path / "fuzzy"))
+    exact = run_simulation(_config(nodes=1, max_calls=20, fuzzy_dedup=False, data_dir=tmp_path / "exact"))
+    fuzzy_kinds, exact_kinds = _match_kinds(tmp_path / "fuzzy" / "node1"), _match_kinds(tmp_path / "exact" / "node1")
+    assert fuzzy_kinds[MatchKind.FUZZY] > 0 and exact_kinds[MatchKind.FUZZY] == 0
+    assert exact.nodes[0]["entries"] > fuzzy.nodes[0]["entries"]
+    assert exact.nodes[0]["entries"] == exact.nodes[0]["entry_ids"]  # nothing clustered
