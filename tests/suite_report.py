@@ -40,8 +40,7 @@ def record(section: str, row: str, **figures: Figure) -> None:
     kept = rows.setdefault(row, {})
     for name, value in figures.items():
         previous = kept.get(name)
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if numeric and isinstance(previous, int | float):
+        if isinstance(value, int | float) and isinstance(previous, int | float) and not isinstance(value, bool):
             kept[name] = previous + value
         else:
             kept[name] = value

@@ -255,7 +255,7 @@ def _build_corpus() -> tuple[HostileCase, ...]:
                     behaviour=endless(" ", gap_s=0.1), expect="rejected", error="LLMTimeout"),
         HostileCase(name="one SSE line that never ends", kind="endless stream",
                     behaviour=endless("x", one_line=True), expect="rejected", error="LLMBadResponse",
-                    measure_memory=True),
+                    measure_memory=True, total_timeout_s=20.0),  # the size bound must trip, even on a loaded machine
         # --- control characters, NULs, invisible characters
         HostileCase(name="NULs and C0/C1 controls inside names", kind="control chars",
                     behaviour=ok(f'["Lou\\u0000vre", "Mu\\u001bsée d\'Orsay", "Pan{control}théon"]'),
