@@ -94,6 +94,7 @@ class Progress:
     estimate: SizeEstimate
     tokens: int
     done_reason: str | None
+    paused: str | None = None  # why production is paused (the disk refuses commits), while it is
 
 
 def _planner(
@@ -337,6 +338,7 @@ class Node:
             estimate=self.tracker.estimate(),
             tokens=stats.prompt_tokens + stats.completion_tokens,
             done_reason=reason if reason is not None else self.producer.stop_reason,
+            paused=self.producer.paused,
         )
 
     async def leave(self, timeout_s: float) -> None:

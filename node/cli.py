@@ -148,6 +148,8 @@ def _progress_table(progress: Progress) -> Table:
     ]
     if progress.done_reason:
         rows.append(("stopped", progress.done_reason))
+    elif progress.paused:
+        rows.append(("production paused", progress.paused))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -159,6 +161,7 @@ def _progress_line(progress: Progress) -> str:
         f"entries={progress.entries} calls={progress.calls} failed={progress.calls_failed} "
         f"new_per_call={progress.new_per_call:.1f} dup_share={progress.duplicate_share:.2f} "
         f"est_total={estimate.estimate:.0f} est_remaining={estimate.remaining:.0f} tokens={progress.tokens}"
+        + (f" paused={progress.paused!r}" if progress.paused else "")
     )
 
 

@@ -178,6 +178,7 @@ def _metrics(progress: Progress) -> dict[str, object]:
                      "high": estimate.high if estimate.high != float("inf") else None,
                      "remaining": estimate.remaining, "coverage": estimate.coverage},  # fmt: skip
         "stopped": progress.done_reason,
+        "paused": progress.paused,
     }
 
 

@@ -347,6 +347,8 @@ def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_r
             assert node.process.poll() is None, node.output
             assert _entries(node) == listed_at_pause and listed_at_pause, "the node serves what it had"
             assert _page_served(node) and node.get("/healthz")
+            paused_metric = node.get("/api/metrics")["paused"]  # what the page shows the operator
+            assert isinstance(paused_metric, str) and "full" in paused_metric, paused_metric
             output_at_pause = node.output
             remount(root, "size=8m")
             room_at = time.monotonic()
@@ -354,6 +356,7 @@ def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_r
             resume_s = time.monotonic() - room_at
             eventually(lambda: len(_entries(node)) >= len(listed_at_pause) + 20, 60, "new entries after the resume")
             listed_after = _entries(node)
+            assert node.get("/api/metrics")["paused"] is None
         finally:
             code = node.stop()
         committed = _committed_entry_ids(data_dir)

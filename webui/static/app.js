@@ -112,7 +112,9 @@
     $("c-tokens-sub").textContent = "this node's calls";
     renderSpend();
     const stopped = state.metrics.stopped;
-    $("run-state").textContent = typeof stopped === "string" && stopped ? "stopped: " + stopped : "";
+    const paused = state.metrics.paused;
+    $("run-state").textContent = typeof stopped === "string" && stopped ? "stopped: " + stopped
+      : typeof paused === "string" && paused ? "production paused: " + paused : "";
     const alive = state.members.filter((m) => m.state === "alive").length;
     $("c-members").textContent = fmtInt(state.members.length);
     $("c-members-sub").textContent = alive + " alive";
