@@ -36,7 +36,7 @@ from node.producer import Producer, ProducerConfig
 from node.records import CapacityRecord, Record, index_label
 from node.replication import RecordExchange
 from node.state import NodeState
-from node.store import Store
+from node.store import Store, StoreWriteError
 from node.verifier import Verifier
 from partitioning.planner import Planner
 
@@ -350,7 +350,7 @@ class Node:
         await self._stop_keeper()
         try:
             await self.cluster.leave(timeout_s=timeout_s)
-            await self.store.save_incarnation(self.cluster.membership.incarnation)
+            await self._save_incarnation(self.cluster.membership.incarnation)
         finally:
             await self.cluster.aclose()
 
@@ -392,6 +392,15 @@ class Node:
         while True:
             await asyncio.sleep(INCARNATION_CHECK_S)
             incarnation = self.cluster.membership.incarnation
-            if incarnation != self._saved_incarnation:
-                await self.store.save_incarnation(incarnation)
+            if incarnation != self._saved_incarnation and await self._save_incarnation(incarnation):
                 self._saved_incarnation = incarnation
+
+    async def _save_incarnation(self, incarnation: int) -> bool:
+        """Persist the incarnation; False if the disk refuses (full, read-only). Not fatal: a node
+        restarted below its last incarnation is refuted by its peers' view and climbs above it."""
+        try:
+            await self.store.save_incarnation(incarnation)
+        except StoreWriteError as exc:
+            log.warning("could not save incarnation %d (the node refutes upward after a restart): %s", incarnation, exc)
+            return False
+        return True

@@ -417,4 +417,4 @@ def test_a_disk_that_turns_read_only_pauses_production_and_the_node_keeps_servin
     assert lost == 0
     # Stopping cannot save the incarnation on a read-only disk: the node says so in one line (exit 3).
     assert "Traceback" not in node.output, node.output[-3000:]
-    assert code in (EXIT_OK, EXIT_DATA_DIR), node.output[-3000:]
+    assert code == EXIT_OK, node.output[-3000:]  # a disk that cannot take the incarnation is no reason to fail the stop
