@@ -1,10 +1,14 @@
-"""Session-wide hooks: print the figures the suites recorded (``tests.suite_report``)."""
+"""Session-wide hooks and fixtures: the figures the suites recorded (``tests.suite_report``), and
+the ``nodes`` list of real ``gossip-node`` processes a test starts (every one stopped at the end)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from tests import suite_report
+from tests.node.processes import NodeProcess
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -18,3 +22,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if path is not None and suite_report.sections():
         suite_report.write_json(path)
         terminalreporter.write_line(f"figures written to {path}")
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[NodeProcess]]:
+    """The real node processes a test starts (it appends them); all stopped, even on failure."""
+    started: list[NodeProcess] = []
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.stop()

@@ -13,7 +13,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgpack
@@ -219,14 +219,6 @@ async def test_over_http_the_versions_travel_back_in_the_refusal(transports: lis
 # ------------------------------------------------------------------ real processes
 
 KEY_ARGS = ("--cluster-key", "0123456789abcdef-test-key")
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def _start(nodes: list[NodeProcess], data_dir: Path, *args: str) -> NodeProcess:

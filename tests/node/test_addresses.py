@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,16 +83,6 @@ def test_the_startup_line_names_bind_advertise_web_and_seeds() -> None:
 
 
 # ---------------------------------------------------------------------------------- processes
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.stop()
 
 
 def _start(nodes: list[NodeProcess], data_dir: Path, *args: str) -> NodeProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from tests.node.processes import NodeProcess, eventually
 pytestmark = pytest.mark.slow
 
 KEY_ARGS = ("--cluster-key", "0123456789abcdef-test-key")
-
-
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[list[NodeProcess]]:
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def _start(nodes: list[NodeProcess], data_dir: Path, *args: str, topic: str = "countries of the world") -> NodeProcess:

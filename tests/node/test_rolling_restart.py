@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ TOPIC = "cities of Europe"
 NODE_ARGS = ("--universe", "european-cities", "--sim-time-scale", "0.3", "--max-calls", "20", *KEY_ARGS)
 NODES = 5
 SECTION = "ops: rolling restart"
-
-
-@pytest.fixture
-def nodes() -> Iterator[list[NodeProcess]]:
-    """Every process the test starts; all stopped at the end, even on failure."""
-    started: list[NodeProcess] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def _start(started: list[NodeProcess], data_dir: Path, *args: str) -> NodeProcess:
