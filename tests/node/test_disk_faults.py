@@ -330,7 +330,7 @@ def _watch_paused(node: NodeProcess, seconds: float) -> tuple[int, float]:
 @pytest.mark.slow
 def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_room() -> None:
     """On a 1 MiB tmpfs the node fills the disk: it stays up, says so once, makes no calls and
-    burns no CPU while paused, serves its page and API; remounted at 8 MiB it resumes; every
+    burns no CPU while paused, serves its page and API; remounted at 64 MiB (room for the WAL to grow again) it resumes; every
     entry it listed is committed."""
     with tmpfs("1m") as root:
         data_dir = root / "data"
@@ -350,7 +350,7 @@ def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_r
             paused_metric = node.get("/api/metrics")["paused"]  # what the page shows the operator
             assert isinstance(paused_metric, str) and "full" in paused_metric, paused_metric
             output_at_pause = node.output
-            remount(root, "size=8m")
+            remount(root, "size=64m")
             room_at = time.monotonic()
             eventually(lambda: RESUMED in node.output, 60, "production resumes once there is room")
             resume_s = time.monotonic() - room_at
@@ -364,7 +364,7 @@ def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_r
                    for line in (data_dir / LIST_FILENAME).read_text(encoding="utf-8").splitlines()}  # fmt: skip
     lost = len((set(listed_at_pause) | set(listed_after)) - committed)
     error_lines = [line for line in output_at_pause.splitlines() if " ERROR " in line]
-    suite_report.record(SECTION, "full disk (1 MiB tmpfs, then 8 MiB)", faults=1, survived=int(code == EXIT_OK),
+    suite_report.record(SECTION, "full disk (1 MiB tmpfs, then 64 MiB)", faults=1, survived=int(code == EXIT_OK),
                         fill_s=round(fill_s, 1), entries_at_pause=len(listed_at_pause),
                         calls_while_paused=calls_paused, cpu_while_paused=round(cpu_share, 3),
                         error_lines=len(error_lines), resume_s=round(resume_s, 1),
