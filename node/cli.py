@@ -212,6 +212,7 @@ def main(**options: Any) -> None:
         raise click.UsageError(str(exc)) from exc
     if options["print_config"]:
         click.echo(repr(config))
+        click.echo(_masked_secrets(config))
         return
     configure_logging(options["log_level"], options["log_format"])
     console = Console(stderr=True)
@@ -226,6 +227,13 @@ def main(**options: Any) -> None:
         # ConfigError here: an option the node could only judge once bound (nothing to advertise)
         sys.exit(EXIT_CANNOT_LISTEN if isinstance(exc, CannotListen) else
                  EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_DATA_DIR)  # fmt: skip
+
+
+def _masked_secrets(config: NodeConfig) -> str:
+    """Whether each secret is set, never its value (the config's repr leaves them out)."""
+    key = f"****** ({len(config.cluster_key)} bytes)" if config.cluster_key else "none (open cluster)"
+    api_key = "******" if config.llm.api_key else "none (OPENAI_API_KEY, if set, when --llm openai)"
+    return f"secrets: cluster_key={key}; llm_api_key={api_key}"
 
 
 def _refuse_undecodable(ctx: click.Context, options: dict[str, Any]) -> None:

@@ -140,7 +140,21 @@ def test_config_file_and_env_follow_cli_precedence(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "topic='from file'" in result.stdout
     assert "concurrency=5" in result.stdout and "items_per_call=9" in result.stdout
+    assert "secrets: cluster_key=none (open cluster); llm_api_key=none" in result.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("colour = 'blue'\n", encoding="utf-8")
     refused = subprocess.run([GOSSIP_NODE, "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "unknown option(s) colour" in refused.stderr
+
+
+def test_print_config_says_which_secrets_are_set_and_shows_none_of_them(tmp_path: Path) -> None:
+    """A key from the command line and one from a file are reported as set, masked; their text never appears."""
+    key_file = tmp_path / "api.key"
+    key_file.write_text("sk-from-a-file-0123456789\n", encoding="utf-8")
+    result = subprocess.run(
+        [GOSSIP_NODE, "--topic", "t", "--cluster-key", "cluster-secret-0123456789", "--llm-api-key-file", str(key_file),
+         "--print-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "secrets: cluster_key=****** (25 bytes); llm_api_key=******" in result.stdout
+    assert "cluster-secret" not in result.stdout and "sk-from-a-file" not in result.stdout
