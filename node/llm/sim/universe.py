@@ -11,6 +11,10 @@ names by ``scripts/build_universes.py``; ``data/ATTRIBUTION.md`` lists sources, 
 versions. Each is gzip-compressed JSON: a header, a table of group paths, and one row per
 item ``[name, path index, popularity, [alternate names]]``.
 
+``synthetic-<N>`` names a synthetic universe of N invented items, generated at load time by
+``node.llm.sim.synthetic`` (for scale runs); ``available_universes()`` lists
+``SYNTHETIC_UNIVERSES``, and ``load_universe`` accepts any N in its range.
+
 Identity is the system's own: an item is the entry ``entry_id(name)``. Two items whose names
 share a normal form (the Brests of France and Belarus) are therefore *one* entry of the
 ground truth: ``truth_ids()`` and ``truth_size`` count distinct normal forms, not items.
@@ -32,6 +36,7 @@ from node.errors import ConfigError
 from node.normalize import EntryId, entry_id, normal_form
 
 __all__ = [
+    "SYNTHETIC_UNIVERSES",
     "Universe",
     "UniverseItem",
     "UnknownUniverseError",
@@ -45,6 +50,8 @@ _DATA_PACKAGE = "node.llm.sim"
 _DATA_DIR = "data"
 _SUFFIX = ".json.gz"
 _FORMAT_VERSION = 1
+_SYNTHETIC_PREFIX = "synthetic-"  # node.llm.sim.synthetic.SYNTHETIC_PREFIX (that module imports this one)
+SYNTHETIC_UNIVERSES = ("synthetic-20000",)  # generated, not shipped: the ones the CLIs offer
 
 
 class UnknownUniverseError(ConfigError):
@@ -140,15 +147,10 @@ class Universe:
 
 
 def available_universes() -> tuple[str, ...]:
-    """The names of the universes shipped with the package, sorted."""
+    """The names of the universes shipped with the package, then the synthetic ones, each sorted."""
     data = resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR)
-    return tuple(
-        sorted(
-            entry.name.removesuffix(_SUFFIX)
-            for entry in data.iterdir()
-            if entry.name.endswith(_SUFFIX)
-        )
-    )
+    shipped = sorted(entry.name.removesuffix(_SUFFIX) for entry in data.iterdir() if entry.name.endswith(_SUFFIX))
+    return (*shipped, *sorted(SYNTHETIC_UNIVERSES))
 
 
 @lru_cache(maxsize=None)
@@ -156,8 +158,14 @@ def load_universe(name: str) -> Universe:
     """The universe called ``name``, loaded once per process.
 
     Raises ``UnknownUniverseError`` (a ``ConfigError``) naming the available universes when
-    there is none by that name, and ``ConfigError`` if its file is unreadable.
+    there is none by that name, and ``ConfigError`` if its file is unreadable. ``synthetic-<N>``
+    is generated (deterministically) on first use.
     """
+    if name.startswith(_SYNTHETIC_PREFIX):
+        from node.llm.sim import synthetic  # imports this module: bound at call time
+
+        if synthetic.synthetic_size(name) is not None:
+            return synthetic.synthetic_universe(name)
     available = available_universes()
     if name not in available:
         raise UnknownUniverseError(
