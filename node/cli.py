@@ -233,7 +233,7 @@ def _masked_secrets(config: NodeConfig) -> str:
     """Whether each secret is set, never its value (the config's repr leaves them out)."""
     key = f"****** ({len(config.cluster_key)} bytes)" if config.cluster_key else "none (open cluster)"
     api_key = "******" if config.llm.api_key else "none (OPENAI_API_KEY, if set, when --llm openai)"
-    return f"secrets: cluster_key={key}; llm_api_key={api_key}"
+    return f"keys (masked): cluster_key={key}; llm_api_key={api_key}"
 
 
 def _refuse_undecodable(ctx: click.Context, options: dict[str, Any]) -> None:

@@ -133,6 +133,7 @@ def test_print_config_of_the_installed_node_shows_no_secret(installed: Installed
     for output in (by_argument.stdout, by_file.stdout):
         assert "topic='x'" in output  # the configuration is printed...
         assert "secret" not in output  # ...without any secret in it
+        assert "cluster_key=****** (" in output  # but saying the key is set
 
 
 @pytest.fixture

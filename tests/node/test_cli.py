@@ -140,7 +140,7 @@ def test_config_file_and_env_follow_cli_precedence(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "topic='from file'" in result.stdout
     assert "concurrency=5" in result.stdout and "items_per_call=9" in result.stdout
-    assert "secrets: cluster_key=none (open cluster); llm_api_key=none" in result.stdout
+    assert "keys (masked): cluster_key=none (open cluster); llm_api_key=none" in result.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text("colour = 'blue'\n", encoding="utf-8")
     refused = subprocess.run([GOSSIP_NODE, "--config", str(bad)], capture_output=True, text=True, timeout=60)
@@ -156,5 +156,5 @@ def test_print_config_says_which_secrets_are_set_and_shows_none_of_them(tmp_path
          "--print-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "secrets: cluster_key=****** (25 bytes); llm_api_key=******" in result.stdout
+    assert "keys (masked): cluster_key=****** (25 bytes); llm_api_key=******" in result.stdout
     assert "cluster-secret" not in result.stdout and "sk-from-a-file" not in result.stdout
