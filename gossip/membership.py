@@ -412,17 +412,23 @@ class Membership(Prober):
             addresses = list(dict.fromkeys(await resolve(seed)))
         except GossipError as error:
             return error
-        if self.address in addresses:
-            return _OURSELVES
+        includes_us = self.address in addresses
+        # A name may resolve to every member, this node among them (a headless service, round-robin
+        # DNS): join through the others; only when none of them answers is this node the cluster.
+        addresses = [address for address in addresses if address != self.address]
         if not addresses:
-            return TransportError(f"{seed} resolves to no address")
+            return _OURSELVES if includes_us else TransportError(f"{seed} resolves to no address")
         outcomes = await asyncio.gather(*(self._join_seed(address, timeout_s) for address in addresses))
         errors = [error for error in outcomes if error is not None]
         if len(errors) < len(addresses):
             return None
         refusals = [error for error in errors if isinstance(error, AuthError | ClusterMismatch | VersionMismatch)]
-        if refusals or addresses == [seed]:
-            return (refusals or errors)[0]
+        if refusals:
+            return refusals[0]
+        if includes_us:
+            return _OURSELVES  # none of the others is up yet: start the cluster they will join
+        if addresses == [seed]:
+            return errors[0]
         pairs = zip(addresses, errors, strict=True)
         return TransportError("; ".join(f"at {address}: {error}" for address, error in pairs))
 

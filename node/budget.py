@@ -45,7 +45,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from node.codec import MAX_BUDGET
+from node.codec import MAX_BUDGET, MAX_CALL_TOKENS
 from node.errors import ConfigError, LLMError, LLMRateLimited, NodeError
 from node.hlc import HybridClock
 from node.llm.base import ChatMessage, Completion, CompletionStream, LLMBackend, Usage
@@ -229,8 +229,10 @@ class Budget:
             record = UsageRecord(
                 node=self._node,
                 call=self._call,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
+                # the endpoint's numbers, bounded as peers and a restart will decode them: a -1 or a
+                # 2**40 would be stored here but refused everywhere else (digests never equal again)
+                prompt_tokens=min(max(usage.prompt_tokens, 0), MAX_CALL_TOKENS),
+                completion_tokens=min(max(usage.completion_tokens, 0), MAX_CALL_TOKENS),
                 hlc=self._clock.now(),
             )
             await self._commit(record)

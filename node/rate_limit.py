@@ -199,7 +199,8 @@ class StartRate:
             return  # sent at the old rate: its push-back was already acted on
         now = self._now()
         base = self._rate if self._rate is not None else self._ceiling
-        self._set_rate(max(self._config.min_rate_per_min, base * self._config.decrease_factor))
+        floor = min(self._config.min_rate_per_min, self._ceiling)  # a decrease never lifts a ceiling below the floor
+        self._set_rate(max(floor, base * self._config.decrease_factor))
         self._last_decrease_at = now
         self.decreases += 1
 

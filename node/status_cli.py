@@ -14,6 +14,7 @@ clear line on stderr and exit 2.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gossip.errors import TransportError
@@ -96,8 +98,9 @@ def _get_json(peer: str, path: str, timeout_s: float) -> Any:
         raise StatusError(f"cannot reach {peer}: {reason}") from exc
     except TimeoutError as exc:
         raise StatusError(f"cannot reach {peer}: no answer within {timeout_s:g} s") from exc
-    except (OSError, ValueError) as exc:  # a reset, or an answer that is not HTTP at all
-        raise StatusError(f"cannot read {peer}{path}: {exc}") from exc
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # a reset, or an answer that is not HTTP at all
+        said = " ".join(str(exc).split())[:200]  # the peer's bytes: one line, bounded
+        raise StatusError(f"cannot read {peer}{path}: {said}") from exc
     if len(body) > _MAX_BODY_BYTES:
         raise StatusError(f"{peer}{path} answered more than {_MAX_BODY_BYTES:,} bytes: not a swarmlist node")
     try:
@@ -113,8 +116,9 @@ def render_status(found: ClusterStatus, console: Console, *, now: float | None =
     """Print the summary: who answered, the members, the work, the agreement of the sets."""
     now = time.time() if now is None else now
     health = found.health
-    console.print(f"[bold]{health.get('node')}[/bold] at {found.peer} — topic {health.get('topic')!r}, "
-                  f"up {_duration(health.get('uptime_s'))}", soft_wrap=True, markup=True, highlight=False)  # fmt: skip
+    console.print(f"[bold]{_plain(health.get('node'))}[/bold] at {_plain(found.peer)} — topic "
+                  f"{_plain(repr(health.get('topic')))}, up {_duration(health.get('uptime_s'))}",
+                  soft_wrap=True, markup=True, highlight=False)  # fmt: skip
     console.print(_members_table(found.members, now))
     console.print(_work_table(found.metrics))
     console.print(_agreement_table(found))
@@ -130,9 +134,9 @@ def _members_table(members: Sequence[Mapping[str, Any]], now: float) -> Table:
         reason = member.get("reason")
         why = "" if not reason else f"{reason}{_at(member.get('reason_at'))}"
         table.add_row(
-            str(member.get("name", "?")), str(member.get("address", "?")),
-            f"[{_STATE_STYLES.get(state, 'default')}]{state}[/]", str(member.get("incarnation", "?")),
-            _rtt(member.get("rtt_s")), _ago(now, member.get("last_heard")), why,
+            _plain(member.get("name", "?")), _plain(member.get("address", "?")),
+            f"[{_STATE_STYLES.get(state, 'default')}]{_plain(state)}[/]", _plain(member.get("incarnation", "?")),
+            _rtt(member.get("rtt_s")), _ago(now, member.get("last_heard")), _plain(why),
         )  # fmt: skip
     counts = {state: sum(1 for m in members if m.get("state") == state) for state in _STATE_STYLES}
     table.caption = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
@@ -161,7 +165,7 @@ def _work_table(metrics: Mapping[str, Any]) -> Table:
                     f"{_number(plan.get('owned'))} owned here")  # fmt: skip
         rows.append(("partition plan", progress))
     if metrics.get("stopped"):
-        rows.append(("stopped", str(metrics["stopped"])))
+        rows.append(("stopped", _plain(metrics["stopped"])))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -169,7 +173,7 @@ def _work_table(metrics: Mapping[str, Any]) -> Table:
 
 def _agreement_table(found: ClusterStatus) -> Table:
     """Each member's set against this node's: exactly equal digests, or the estimated gap."""
-    table = Table(title="Digest agreement with " + str(found.health.get("node")), title_justify="left")
+    table = Table(title="Digest agreement with " + _plain(found.health.get("node")), title_justify="left")
     for column in ("member", "records", "agreement"):
         table.add_column(column)
     convergence = found.convergence
@@ -191,9 +195,14 @@ def _agreement_table(found: ClusterStatus) -> Table:
             verdict = "unknown (no recent summary)"
         else:
             verdict = f"[yellow]differs[/]: ~{similar:.0%} similar" + (f", ~{gap:,.0f} records apart" if gap else "")
-        table.add_row(str(name), _number(counts[index] if index < len(counts) else None), verdict)
+        table.add_row(_plain(name), _number(counts[index] if index < len(counts) else None), verdict)
     table.caption = f"{equal} of {len(names) - 1} peers hold exactly this node's set"
     return table
+
+
+def _plain(value: object) -> str:
+    """A value from the network as literal text: rich would read brackets in a peer's name as markup."""
+    return escape(str(value))
 
 
 def _number(value: object) -> str:

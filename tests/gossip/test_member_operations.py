@@ -207,3 +207,22 @@ async def test_a_seed_resolving_to_ourselves_starts_a_cluster_and_a_dead_name_fa
             await node.membership.join(["gone.example:7946"], timeout_s=3, resolve=nowhere)
     finally:
         await cluster.aclose()
+
+
+@virtual_time
+async def test_a_seed_resolving_to_every_member_ourselves_included_joins_through_the_others() -> None:
+    """A headless service name lists every pod, this one too: it joins the others, not a cluster of one."""
+    cluster = Cluster(InMemoryNetwork(seed=15, latency_s=0.002), LOCAL)
+    try:
+        (first,) = await cluster.start(1)
+        joiner = cluster.add(1)
+        await joiner.transport.start(joiner.membership.handle)
+        await joiner.membership.start()
+
+        async def every_pod(seed: str) -> list[str]:
+            return [joiner.address, first.address]
+
+        assert await joiner.membership.join(["swarm-headless:7946"], resolve=every_pod) == 1
+        await eventually(lambda: everyone_sees([first, joiner], {first.name, joiner.name}), timeout_s=30)
+    finally:
+        await cluster.aclose()

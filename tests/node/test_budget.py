@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.budget import Budget, BudgetConfig, BudgetSpent
+from node.codec import MAX_CALL_TOKENS, decode_record, encode_record
 from node.errors import ConfigError, LLMError, LLMRateLimited, LLMServerError
 from node.hlc import HybridClock
 from node.llm.base import ChatMessage, Completion, Usage
@@ -352,3 +353,20 @@ async def test_closing_the_metered_backend_closes_the_endpoint(tmp_path: Path) -
     await harness.budget.wrap(backend).aclose()
     assert backend.closed
     await harness.store.aclose()
+
+
+async def test_token_counts_an_endpoint_reports_out_of_range_are_bounded_so_every_node_decodes_them(
+    tmp_path: Path,
+) -> None:
+    """A buggy endpoint's -1 or 2**40 tokens: the usage record is stored within what the codec accepts,
+    so peers and a restart read it (an unbounded one would be stored here and refused everywhere else)."""
+    harness = await _harness(tmp_path)
+    started = await harness.budget.admit()
+    await harness.budget.settle(started, Usage(prompt_tokens=-1, completion_tokens=2**40), None)
+    (record,) = await harness.usage_records()
+    assert (record.prompt_tokens, record.completion_tokens) == (0, MAX_CALL_TOKENS)
+    assert decode_record(encode_record(record)) == record
+    await harness.store.aclose()
+    reopened = await Store.open(tmp_path, topic=TOPIC, node_name="n1", inline=True)
+    assert record in await reopened.load_records()
+    await reopened.aclose()

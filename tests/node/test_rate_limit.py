@@ -167,3 +167,11 @@ def test_a_long_retry_after_is_capped() -> None:
 def test_a_bad_ceiling_is_refused(bad: float) -> None:
     with pytest.raises(ConfigError):
         StartRate(ceiling_per_min=bad, now=FakeClock())
+
+
+def test_a_429_never_lifts_a_ceiling_below_the_floor() -> None:
+    """Half a ceiling of 0.5 calls a minute stays at most 0.5: the floor of 1/min must not raise it."""
+    clock = FakeClock()
+    rate = StartRate(ceiling_per_min=0.5, now=clock, config=AimdConfig(min_rate_per_min=1.0))
+    rate.rate_limited(rate.started(), retry_after_s=None)
+    assert rate.rate_per_min is not None and rate.rate_per_min <= 0.5

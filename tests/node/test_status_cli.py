@@ -12,6 +12,7 @@ import json
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -204,3 +205,36 @@ def test_status_of_a_real_cluster_then_of_a_killed_member(pair: list[NodeProcess
     assert after.returncode == 0, after.stderr
     row = next(line for line in after.stdout.splitlines() if second.address in line)
     assert "no ack to direct probes (no other member to probe through)" in row  # and, once dead, "not refuted …"
+
+
+async def test_brackets_in_names_topic_and_reasons_are_printed_as_they_are() -> None:
+    """Names and reasons come from peers: rich must not read them as markup (a traceback, or lost text)."""
+    view = FakeView(node="n1[/]", topic="songs [live] vs [/studio]")
+    now = time.time()
+    view.member_list[0] = MemberView("n1[/]", "127.0.0.1:7001", "alive", 2, now)
+    view.member_list.append(MemberView("evil[bold]", "127.0.0.1:7002", "dead", 1, now, reason="[/] declared dead"))
+    async for address in _serve(create_app(view, WebUIConfig(tick_s=0.05))):
+        result = await _status("--peer", address)
+    assert result.exit_code == 0, result.output
+    for text in ("n1[/]", "songs [live] vs [/studio]", "evil[bold]", "[/] declared dead"):
+        assert text in result.stdout, text
+
+
+def test_an_answer_that_is_not_http_is_one_clear_line_and_exit_2() -> None:
+    """A port that speaks another protocol (here an SSH banner) is refused, not a traceback."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def banner() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+        thread = threading.Thread(target=banner, daemon=True)
+        thread.start()
+        result = CliRunner().invoke(node_cli.main, ["status", "--peer", f"127.0.0.1:{port}", "--timeout", "5"], env=WIDE)
+        thread.join(timeout=5)
+    assert result.exit_code == EXIT_UNAVAILABLE, result.output
+    assert result.stderr.startswith("Error: cannot read") and result.stderr.count("\n") == 1
