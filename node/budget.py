@@ -154,17 +154,29 @@ class Budget:
         return MeteredBackend(backend, self)
 
     def spent_reason(self) -> str | None:
-        """Why no further call may start now (the network budget is reached), or None."""
+        """Why no further call may start now (the network budget is reached, counting this node's
+        calls in flight at the mean cost of a call), or None."""
+        return self._reason(self._in_flight)
+
+    def exhausted_reason(self) -> str | None:
+        """Why no call will ever start again: the recorded spend alone reaches the budget, or None.
+
+        ``spent_reason`` may say "reached" only because calls in flight are reserved at the mean
+        cost; once they settle for less there is room again, so that is a wait, not a stop.
+        """
+        return self._reason(0)
+
+    def _reason(self, in_flight: int) -> str | None:
         limits = self._state.budget_limits()
         self._note(limits)
         if not limits.limited:
             return None
         spend = self._state.spend()
-        flying = f", {self._in_flight} in flight" if self._in_flight else ""
-        if limits.calls and spend.calls + self._in_flight >= limits.calls:
+        flying = f", {in_flight} in flight" if in_flight else ""
+        if limits.calls and spend.calls + in_flight >= limits.calls:
             return f"network budget of {limits.calls:,} LLM calls reached: {spend.calls:,} made{flying}"
         if limits.tokens:
-            reserved = self._in_flight * (spend.tokens / spend.calls if spend.calls else 0.0)
+            reserved = in_flight * (spend.tokens / spend.calls if spend.calls else 0.0)
             if spend.tokens + reserved >= limits.tokens:
                 return f"network budget of {limits.tokens:,} tokens reached: {spend.tokens:,} used{flying}"
         return None

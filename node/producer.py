@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 _WAIT_FOR_VERIFICATION_S = 0.5  # a worker with nothing to do while another verifies looks again after this
+_BUDGET_RECHECK_S = 0.5  # a worker refused only by the reservation of calls in flight looks again after this
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,7 +227,7 @@ class Producer:
         if budget and self.stats.calls_started >= budget:
             self.stop_reason = self.stop_reason or f"call budget of {budget} spent"
             return False
-        spent = self._budget.spent_reason() if self._budget is not None else None
+        spent = self._budget.exhausted_reason() if self._budget is not None else None
         if spent is not None:
             self.stop_reason = self.stop_reason or spent
             return False
@@ -251,6 +252,10 @@ class Producer:
                 self._pause(exc)
                 continue
             except BudgetSpent as exc:  # a call (enumeration, verification or split) was refused before it was sent
+                if self._budget is not None and self._budget.exhausted_reason() is None:
+                    # full only counting calls in flight: wait for one to settle (it may cost less)
+                    await first_of(self._sleep(_BUDGET_RECHECK_S), stop.wait())
+                    continue
                 self.stop_reason = self.stop_reason or str(exc)
                 return
             if delay:

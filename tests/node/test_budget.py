@@ -370,3 +370,25 @@ async def test_token_counts_an_endpoint_reports_out_of_range_are_bounded_so_ever
     reopened = await Store.open(tmp_path, topic=TOPIC, node_name="n1", inline=True)
     assert record in await reopened.load_records()
     await reopened.aclose()
+
+
+async def test_a_budget_full_only_counting_calls_in_flight_is_a_wait_not_a_stop(tmp_path: Path) -> None:
+    """10,000 tokens, 8,000 spent in 8 calls, 2 in flight reserved at 1,000 each: 'reached' for now;
+    they end at 200 each, and there is room again — the exhausted reason never said otherwise."""
+    harness = await _harness(tmp_path, tokens=10_000)
+    backend = GatedBackend(Usage(800, 200))
+    backend.release.set()
+    metered = harness.budget.wrap(backend)
+    for _ in range(8):
+        await metered.complete(MESSAGES)
+    backend.usage = Usage(150, 50)
+    backend.release.clear()
+    flying = [asyncio.create_task(metered.complete(MESSAGES)) for _ in range(2)]
+    while harness.budget.in_flight < 2:
+        await asyncio.sleep(0)
+    assert harness.budget.spent_reason() is not None and harness.budget.exhausted_reason() is None
+    backend.release.set()
+    await asyncio.gather(*flying)
+    assert harness.state.spend().tokens == 8_400
+    assert harness.budget.spent_reason() is None and harness.budget.exhausted_reason() is None
+    await harness.store.aclose()
