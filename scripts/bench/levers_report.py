@@ -137,6 +137,8 @@ def summarise(runs: Sequence[Mapping[str, Any]], names: Sequence[str], *, items_
         "producible": producible,  # mean over the seeds
         "producible_by_seed": {run["seed"]: _size(run, "producible") for run in runs},
         "producible_share": producible / truth,
+        # covered truth items the model does not know (the producible columns count them): at most, per run
+        "covered_outside_producible_max": max(int(run.get("covered_outside_producible", 0)) for run in runs),
         "items_per_call": items_per_call,
         "lower_bound_calls_95": TARGET_LEVEL * truth / items_per_call,
         "common_level": common,
@@ -144,6 +146,13 @@ def summarise(runs: Sequence[Mapping[str, Any]], names: Sequence[str], *, items_
         "sim_params": runs[0]["sim_params"],
         "popularity_alpha": runs[0]["popularity_alpha"],
     }
+    twins: dict[str, str] = {}  # configuration -> an earlier one whose runs it repeated exactly
+    for name, group in groups.items():
+        twin = next((other for other, runs_of in groups.items() if other != name and other not in twins
+                     and [r["curve"] for r in runs_of] == [r["curve"] for r in group]), None)  # fmt: skip
+        if twin is not None and list(groups).index(twin) < list(groups).index(name):
+            twins[name] = twin
+    summary["identical_to"] = twins
     summary["targets"] = targets(summary, groups, items_per_call)
     return summary
 
@@ -288,12 +297,18 @@ def print_tables(console: Console, summary: Mapping[str, Any], diffs: Mapping[st
 def _notes(summary: Mapping[str, Any], budget: int) -> str:
     params = summary["sim_params"]
     by_seed = ", ".join(f"{count:,}" for count in sorted(set(summary["producible_by_seed"].values())))
-    return (f"Universe: {summary['truth_size']:,} true items, of which the simulated model can produce {by_seed} "
-            f"depending on the seed ({summary['producible_share']:.1%}): 90% and 95% of the universe are "
-            f"out of every configuration's reach (the simulator is not tuned for this). Lower bound (LB): coverage × "
-            f"size ÷ {summary['items_per_call']} items per answer — {summary['lower_bound_calls_95']:,.0f} calls for "
-            f"95% of the universe. Every run's LLM budget: {budget:,} calls. Simulated LLM parameters "
-            f"{params.get('version')} (popularity α {summary['popularity_alpha']:.3f}).")  # fmt: skip
+    notes = [f"*{name}* repeated *{twin}* exactly, run for run: the lever changed nothing the model could see."
+             for name, twin in summary.get("identical_to", {}).items()]  # fmt: skip
+    notes.append(
+        f"Universe: {summary['truth_size']:,} true items, of which the simulated model can produce {by_seed} "
+        f"depending on the seed ({summary['producible_share']:.1%}): 90% and 95% of the universe are out of every "
+        f"configuration's reach (the simulator is not tuned for this). Lower bound (LB): coverage × size ÷ "
+        f"{summary['items_per_call']} items per answer — {summary['lower_bound_calls_95']:,.0f} calls for 95% of the "
+        f"universe. Covered items outside what the model knows (counted in the producible columns): at most "
+        f"{summary['covered_outside_producible_max']} per run. Every run's LLM budget: {budget:,} calls. Simulated "
+        f"LLM parameters {params.get('version')} (popularity α {summary['popularity_alpha']:.3f})."
+    )
+    return " ".join(notes)
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
