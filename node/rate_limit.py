@@ -37,7 +37,6 @@ simulation, a fake one in tests), so nothing here sleeps.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,8 +44,6 @@ from node.errors import ConfigError
 
 __all__ = ["AimdConfig", "StartRate", "TokenBucket"]
 
-_WINDOW_S = 60.0  # "the starts seen in the last minute" that set the reference without a ceiling
-_MIN_SPAN_S = 10.0  # a node younger than a minute measures its rate over at least this long
 _EPSILON = 1e-9  # a token that is 1 - 1e-12 after float arithmetic is a whole token
 
 
@@ -122,13 +119,10 @@ class StartRate:
         self._config = config or AimdConfig()
         self._now = now
         self._ceiling = ceiling_per_min
-        self._reference = ceiling_per_min  # the rate the additive increase climbs back to
         self._rate: float | None = ceiling_per_min or None  # calls per minute; None = no limit
         self._bucket = TokenBucket(ceiling_per_min / 60.0, now=now()) if ceiling_per_min else None
         self._paused_until = -math.inf
         self._last_decrease_at = -math.inf
-        self._recent: deque[float] = deque()  # start times within the last _WINDOW_S
-        self._first_start: float | None = None
         self.decreases = 0  # congestion signals acted on
 
     def __repr__(self) -> str:
@@ -144,16 +138,6 @@ class StartRate:
         """Seconds a Retry-After still holds every start back (0 = none)."""
         return max(0.0, self._paused_until - self._now())
 
-    def observed_per_min(self) -> float:
-        """Calls started per minute over the last minute (or the node's life, if shorter, but
-        at least ``_MIN_SPAN_S``: two calls a second apart are not a rate of 120 a minute)."""
-        now = self._now()
-        self._forget_before(now - _WINDOW_S)
-        if self._first_start is None:
-            return 0.0
-        span_s = min(_WINDOW_S, max(_MIN_SPAN_S, now - self._first_start))
-        return len(self._recent) * 60.0 / span_s
-
     def wait_s(self) -> float:
         """Seconds until the next call may start (0 = now)."""
         now = self._now()
@@ -165,19 +149,15 @@ class StartRate:
         now = self._now()
         if self._bucket is not None:
             self._bucket.take(now)
-        self._recent.append(now)
-        self._forget_before(now - _WINDOW_S)
-        if self._first_start is None:
-            self._first_start = now
         return now
 
     def succeeded(self, started_at: float) -> None:
         """A call ended well on its first attempt: additive increase."""
         if self._rate is None:
             return
-        rate = self._rate + self._config.increase_share * self._reference / self._rate
-        if rate >= self._reference:  # back where it was: the ceiling, or no limit at all
-            self._set_rate(self._ceiling or None)
+        rate = self._rate + self._config.increase_share * self._ceiling / self._rate
+        if rate >= self._ceiling:  # back at the ceiling
+            self._set_rate(self._ceiling)
         else:
             self._set_rate(rate)
 
@@ -213,7 +193,3 @@ class StartRate:
             self._bucket = TokenBucket(rate_per_min / 60.0, now=now, full=False)
         else:
             self._bucket.set_rate(rate_per_min / 60.0, now)
-
-    def _forget_before(self, cutoff: float) -> None:
-        while self._recent and self._recent[0] < cutoff:
-            self._recent.popleft()
