@@ -18,7 +18,8 @@ them; ``RecordTransfer`` carries records both ways and the keys still wanted.
 Versions: an envelope whose version is not the one this node speaks is refused before
 anything else is read (another version may lay the rest out differently) with
 ``VersionMismatch``, which names both versions and, where the frame still reads as ours, the
-sender. ``PROTOCOL_VERSION`` is 2; the environment variable ``SWARMLIST_PROTOCOL_VERSION``
+sender. ``PROTOCOL_VERSION`` is 3 (2 added the usage and budget records; 3 made observation
+records counts-only, their detail an item of its own, node.codec); the environment variable ``SWARMLIST_PROTOCOL_VERSION``
 overrides it, **for tests only** (see ``_protocol_version``).
 """
 
@@ -88,12 +89,12 @@ PROTOCOL_VERSION_ENV = "SWARMLIST_PROTOCOL_VERSION"  # test-only override, see _
 # 1: membership, dissemination, anti-entropy; records of kinds 1-5.
 # 2: records of kinds 6 (usage) and 7 (budget), which a version-1 node refuses as unknown: a mixed
 #    cluster could never reach equal digests, so the two refuse each other at the door instead.
-_RELEASED_PROTOCOL_VERSION = 2
+_RELEASED_PROTOCOL_VERSION = 3
 _MAX_PROTOCOL_VERSION = 2**32 - 1
 
 
 def _protocol_version() -> int:
-    """The protocol version this process speaks: 2, unless ``SWARMLIST_PROTOCOL_VERSION`` says otherwise.
+    """The protocol version this process speaks: 3, unless ``SWARMLIST_PROTOCOL_VERSION`` says otherwise.
 
     The override is for tests only: it lets a test start a real ``gossip-node`` that claims
     another version, to check that nodes of incompatible versions refuse each other clearly

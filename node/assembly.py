@@ -35,6 +35,7 @@ from node.llm.base import LLMBackend
 from node.producer import Producer, ProducerConfig
 from node.records import CapacityRecord, Record, index_label
 from node.replication import RecordExchange
+from node.retention import DetailRetention
 from node.state import NodeState
 from node.store import Store, StoreWriteError
 from node.verifier import Verifier
@@ -155,6 +156,7 @@ class Node:
         planner: Planner | None = None,
         verifier: Verifier | None = None,
         budget: Budget | None = None,
+        retention: DetailRetention | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -169,8 +171,10 @@ class Node:
         self.planner = planner  # None without partitioning
         self.verifier = verifier  # None without verification calls
         self.budget = budget  # the network budget's gate and this node's start rate
+        self.retention = retention  # drops old observation detail (None: kept for ever)
         self._saved_incarnation = store.identity.incarnation
         self._keeper: asyncio.Task[None] | None = None
+        self._retainer: asyncio.Task[None] | None = None
         self._left = False
         self._closed = False
 
@@ -284,6 +288,11 @@ class Node:
             )
             cluster.anti_entropy.add_many((key, index_label(record)) for key, record in keyed)
             exchange.connect(cluster.publish, index=cluster.anti_entropy.add)
+            retention = (
+                DetailRetention(store=store, state=state, keep_days=config.observation_detail_days, wall=wall)
+                if config.observation_detail_days > 0
+                else None
+            )
         except BaseException:
             if built is not None:
                 await built.aclose()
@@ -292,7 +301,7 @@ class Node:
         return cls(
             config=config, store=store, state=state, backend=built, writer=writer, tracker=tracker,
             exchange=exchange, producer=producer, cluster=cluster, address=address, planner=planner,
-            verifier=verifier, budget=budget,
+            verifier=verifier, budget=budget, retention=retention,
         )  # fmt: skip
 
     async def start(self) -> None:
@@ -305,6 +314,8 @@ class Node:
         if self.budget is not None:
             await self.budget.announce()
         self._keeper = asyncio.create_task(self._keep_incarnation(), name=f"incarnation-{self.name}")
+        if self.retention is not None:
+            self._retainer = asyncio.create_task(self.retention.run(), name=f"detail-retention-{self.name}")
 
     async def _announce_capacity(self) -> None:
         """Commit and gossip this node's concurrency if its newest record says otherwise."""
@@ -382,10 +393,12 @@ class Node:
                     await self.store.aclose()
 
     async def _stop_keeper(self) -> None:
-        keeper, self._keeper = self._keeper, None
-        if keeper is not None:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+        """Stop the background tasks: the incarnation keeper and the detail retention."""
+        tasks = [task for task in (self._keeper, self._retainer) if task is not None]
+        self._keeper = self._retainer = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _keep_incarnation(self) -> None:
         """A refutation raises the incarnation: persist it, so a restart starts above it."""

@@ -200,6 +200,9 @@ def _progress_line(progress: Progress) -> str:
 @budget_options
 @click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
 @click.option("--exit-when-done", is_flag=True, help="Exit 0 once exhausted or out of budget, list written.")
+@click.option("--observation-detail-days", type=click.FloatRange(min=0), default=30.0,
+              help="Keep what the model wrote per call (the 'why dropped' view) this many days; its counts, "
+                   "which the estimate needs, are kept for ever (0 = keep the detail for ever).")  # fmt: skip
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--print-config", is_flag=True, help="Print the resulting configuration and exit.")
@@ -291,6 +294,7 @@ def _node_config(options: dict[str, Any], api_key: str | None) -> NodeConfig:
         verification=verification_policy(options),
         budget=budget_config(options),
         exit_when_done=options["exit_when_done"],
+        observation_detail_days=options["observation_detail_days"],
     )
 
 

@@ -5,6 +5,11 @@ than maps (environment.md: ~67 vs ~96 B per entry) and canonical: one record, on
 string. Its key is BLAKE2b-128 of that encoding, so a key names one content and a peer cannot
 send two contents under one key. Decoding treats the bytes as hostile: every field is
 type-checked and bounded, and anything else raises ``RecordDecodeError``.
+
+An observation's detail (``ObservationDetail``: the texts the model wrote) encodes on its own
+(``encode_detail``): it travels beside the record but is no part of it, so its key and the
+set's digest never depend on whether a node still keeps the detail. ``decode_item`` reads
+either, for the gossip path that carries both.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from node.records import (
     BudgetRecord,
     CapacityRecord,
     EntryRecord,
+    ItemDetail,
     MatchKind,
+    ObservationDetail,
     ObservationRecord,
     ObservedItem,
     PlanAction,
@@ -34,6 +41,9 @@ __all__ = [
     "RecordDecodeError",
     "encode_record",
     "decode_record",
+    "encode_detail",
+    "decode_detail",
+    "decode_item",
     "record_key",
     "MAX_RECORD_BYTES",
     "MAX_TEXT_CHARS",
@@ -62,6 +72,7 @@ _CAPACITY = 4
 _VERDICT = 5
 _USAGE = 6
 _BUDGET = 7
+_DETAIL = 8  # an observation's detail: not a record of the set
 MAX_CALL_TOKENS = 1 << 32  # tokens of one call, per kind: far past any context window
 MAX_BUDGET = 1 << 62  # a budget's calls or tokens: well inside msgpack's signed 64-bit integers
 MAX_CONCURRENCY = 256  # matches ProducerConfig's bound
@@ -80,7 +91,7 @@ def encode_record(record: Record) -> bytes:
     if isinstance(record, EntryRecord):
         body: list[Any] = [_ENTRY, record.id, record.text, record.partition, record.origin, record.hlc]
     elif isinstance(record, ObservationRecord):
-        items = [[item.text, item.entry_id, _MATCH_CODES[item.match], item.score] for item in record.items]
+        items = [[item.entry_id, _MATCH_CODES[item.match]] for item in record.items]
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
     elif isinstance(record, CapacityRecord):
         body = [_CAPACITY, record.node, record.concurrency, record.hlc]
@@ -96,6 +107,13 @@ def encode_record(record: Record) -> bytes:
             record.reason,
         ]  # fmt: skip
     packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
+
+
+def encode_detail(detail: ObservationDetail) -> bytes:
+    """The bytes of an observation's detail (kind 8), as stored and gossiped beside its record."""
+    items = [[item.text, item.score] for item in detail.items]
+    packed: bytes = msgpack.packb([_DETAIL, detail.node, detail.call, detail.hlc, items], use_bin_type=True)
     return packed
 
 
@@ -130,8 +148,48 @@ def _uint(value: Any, field: str, limit: int = _MAX_HLC) -> int:
     return value
 
 
-def decode_record(data: bytes) -> Record:
-    """Parse and validate one record; raises ``RecordDecodeError`` on anything malformed."""
+def _items(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) > MAX_ITEMS_PER_OBSERVATION:
+        raise RecordDecodeError(f"{field} must be an array of at most {MAX_ITEMS_PER_OBSERVATION}")
+    return value
+
+
+def decode_item(data: bytes) -> Record | ObservationDetail:
+    """A record or an observation's detail, whichever ``data`` holds; ``RecordDecodeError`` otherwise."""
+    body = _unpack(data)
+    if body[0] == _DETAIL:
+        return _detail_of(body)
+    return _record_of(body)
+
+
+def decode_detail(data: bytes) -> ObservationDetail:
+    """Parse and validate an observation's detail; ``RecordDecodeError`` on anything else."""
+    body = _unpack(data)
+    if body[0] != _DETAIL:
+        raise RecordDecodeError(f"not an observation detail: kind {body[0]!r}")
+    return _detail_of(body)
+
+
+def _detail_of(body: list[Any]) -> ObservationDetail:
+    if len(body) != 5:
+        raise RecordDecodeError(f"observation detail must have 5 fields, got {len(body)}")
+    items = []
+    for number, raw in enumerate(_items(body[4], "detail.items")):
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise RecordDecodeError(f"detail.items[{number}] must be a 2-element array")
+        score = raw[1]
+        if not isinstance(score, float) or not 0.0 <= score <= 1.0:
+            raise RecordDecodeError(f"detail.items[{number}] has a bad score")
+        items.append(ItemDetail(text=_text(raw[0], f"detail.items[{number}].text", MAX_TEXT_CHARS), score=score))
+    return ObservationDetail(
+        node=_text(body[1], "detail.node", MAX_NAME_CHARS),
+        call=_uint(body[2], "detail.call"),
+        hlc=_uint(body[3], "detail.hlc"),
+        items=tuple(items),
+    )
+
+
+def _unpack(data: bytes) -> list[Any]:
     if len(data) > MAX_RECORD_BYTES:
         raise RecordDecodeError(f"record is {len(data)} bytes, over the limit of {MAX_RECORD_BYTES}")
     try:
@@ -142,7 +200,19 @@ def decode_record(data: bytes) -> Record:
         raise RecordDecodeError(f"not msgpack: {exc}") from exc
     if not isinstance(body, list) or not body:
         raise RecordDecodeError("record must be a non-empty array")
+    return body
+
+
+def decode_record(data: bytes) -> Record:
+    """Parse and validate one record of the set; raises ``RecordDecodeError`` on anything malformed
+    (an observation's detail included: it is not a record)."""
+    return _record_of(_unpack(data))
+
+
+def _record_of(body: list[Any]) -> Record:
     kind = body[0]
+    if kind == _DETAIL:
+        raise RecordDecodeError("an observation's detail is not a record of the set")
     if kind == _ENTRY and len(body) == 6:
         return EntryRecord(
             id=_entry_id(body[1], "entry.id"),
@@ -152,25 +222,15 @@ def decode_record(data: bytes) -> Record:
             hlc=_uint(body[5], "entry.hlc"),
         )
     if kind == _OBSERVATION and len(body) == 6:
-        raw_items = body[5]
-        if not isinstance(raw_items, list) or len(raw_items) > MAX_ITEMS_PER_OBSERVATION:
-            raise RecordDecodeError(f"observation.items must be an array of at most {MAX_ITEMS_PER_OBSERVATION}")
+        raw_items = _items(body[5], "observation.items")
         items = []
         for number, raw in enumerate(raw_items):
-            if not isinstance(raw, list) or len(raw) != 4:
-                raise RecordDecodeError(f"observation.items[{number}] must be a 4-element array")
-            match = _MATCH_BY_CODE.get(raw[2]) if isinstance(raw[2], int) else None
-            score = raw[3]
-            if match is None or not isinstance(score, float) or not 0.0 <= score <= 1.0:
-                raise RecordDecodeError(f"observation.items[{number}] has a bad match kind or score")
-            items.append(
-                ObservedItem(
-                    text=_text(raw[0], f"observation.items[{number}].text", MAX_TEXT_CHARS),
-                    entry_id=_entry_id(raw[1], f"observation.items[{number}].entry_id"),
-                    match=match,
-                    score=score,
-                )
-            )
+            if not isinstance(raw, list) or len(raw) != 2:
+                raise RecordDecodeError(f"observation.items[{number}] must be a 2-element array")
+            match = _MATCH_BY_CODE.get(raw[1]) if isinstance(raw[1], int) and not isinstance(raw[1], bool) else None
+            if match is None:
+                raise RecordDecodeError(f"observation.items[{number}] has a bad match kind")
+            items.append(ObservedItem(entry_id=_entry_id(raw[0], f"observation.items[{number}].entry_id"), match=match))
         return ObservationRecord(
             node=_text(body[1], "observation.node", MAX_NAME_CHARS),
             call=_uint(body[2], "observation.call"),

@@ -99,6 +99,9 @@ class NodeConfig:
     gossip_profile: Literal["lan", "local"] = "lan"  # memberlist's LAN timings, or 5x quicker for loopback
     exit_when_done: bool = False  # exit 0 once exhausted or out of budget (else stay up, idle)
     list_debounce_s: float = 1.0  # list.jsonl is rewritten at most this often
+    # what the model wrote per observation is dropped after this many days, its counts kept
+    # (node.retention); 0 = keep it for ever
+    observation_detail_days: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.topic.strip():
@@ -133,6 +136,9 @@ class NodeConfig:
             raise ConfigError(f"--web-host {self.web_host[:80]!r} is not a host name or address: {exc}") from exc
         if self.advertise is not None:
             _check_address("--advertise", self.advertise)
+        if not (math.isfinite(self.observation_detail_days) and self.observation_detail_days >= 0):
+            raise ConfigError(f"--observation-detail-days must be a number of days >= 0 (0 = keep for ever), "
+                              f"got {self.observation_detail_days}")  # fmt: skip
         if self.list_debounce_s < 0:
             raise ConfigError("list_debounce_s must be >= 0")
 

@@ -64,7 +64,7 @@ from node.fuzzy_match import (
     fuzzy_key_of_normal as _fuzzy_key_of_normal,  # scripts/bench/dedup.py imports it from here
 )
 from node.normalize import ID_BYTES, EntryId, normal_form
-from node.records import MatchKind, ObservedItem
+from node.records import ItemDetail, MatchKind, ObservedItem
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -208,9 +208,13 @@ class Resolution:
     matched_text: str | None  # display text of the matched entry (None when NEW)
     score: float = 1.0  # verification score of a fuzzy match; 1.0 for exact and new
 
-    def observed(self, text: str) -> ObservedItem:
-        """The observation of generated ``text`` resolved this way."""
-        return ObservedItem(text=text, entry_id=self.entry_id, match=self.match, score=self.score)
+    def observed(self) -> ObservedItem:
+        """The observation of a generated item resolved this way."""
+        return ObservedItem(entry_id=self.entry_id, match=self.match)
+
+    def detail(self, text: str) -> ItemDetail:
+        """The observation's detail for generated ``text`` resolved this way."""
+        return ItemDetail(text=text, score=self.score)
 
 
 def _id_of_normal(normal: str) -> EntryId:

@@ -25,7 +25,13 @@ The versions:
    and the retention of old observation detail need. The step decodes each stored body once
    to fill the column.
 
-Adding version 3 = append a ``Migration(3, ...)`` to ``MIGRATIONS``, change
+3. ``observation_detail(node, call, hlc, body)`` and the index ``observation_detail_by_hlc``:
+   an observation record keeps only its counts (the entry each item resolved to, and how),
+   and what the model wrote moves beside it, where the retention policy can drop it. The step
+   rewrites every observation record in the counts-only encoding (its key changes with it:
+   protocol version 3 speaks only the new one) and moves its texts and scores to the new table.
+
+Adding version 4 = append a ``Migration(3, ...)`` to ``MIGRATIONS``, change
 ``SCHEMA_STATEMENTS`` to what a fresh database should look like, and extend
 ``_unstamped_version``; tests/node/test_migrations.py checks that a migrated database and a
 fresh one have the same tables, columns and indexes.
@@ -40,9 +46,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.codec import RecordDecodeError, decode_record
+import msgpack
+
+from node.codec import RecordDecodeError, decode_record, encode_detail, encode_record, record_key
 from node.errors import NodeError
-from node.records import Record
+from node.records import ItemDetail, MatchKind, ObservationDetail, ObservationRecord, ObservedItem, Record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -103,11 +111,69 @@ def _kind_of_body(body: bytes) -> str:
     try:
         return record_kind(decode_record(body))
     except RecordDecodeError:
+        if _version_2_observation(body) is not None:  # the next step rewrites it
+            return "observation"
         return ""  # left for loading to report as corruption, naming the file, as before
+
+
+_DETAIL_TABLE = """CREATE TABLE IF NOT EXISTS observation_detail (
+        node TEXT NOT NULL,                     -- the observation's node, call and hlc name it
+        call INTEGER NOT NULL,
+        hlc INTEGER NOT NULL,
+        body BLOB NOT NULL,                     -- node.codec.encode_detail
+        PRIMARY KEY (node, call, hlc)
+    )"""
+_DETAIL_INDEX = "CREATE INDEX IF NOT EXISTS observation_detail_by_hlc ON observation_detail(hlc)"
+_V2_MATCH_KINDS = (MatchKind.NEW, MatchKind.EXACT, MatchKind.FUZZY)  # version 2's match codes
+
+
+def _split_observation_detail(connection: sqlite3.Connection) -> None:
+    """Version 2 → 3: observation records counts-only (re-keyed), their detail in ``observation_detail``."""
+    connection.execute(_DETAIL_TABLE)
+    connection.execute(_DETAIL_INDEX)
+    last_seq = 0
+    while True:
+        rows = connection.execute(
+            "SELECT seq, body FROM records WHERE kind = 'observation' AND seq > ? ORDER BY seq LIMIT ?",
+            (last_seq, _BATCH_ROWS),
+        ).fetchall()
+        if not rows:
+            break
+        for seq, body in rows:
+            record = _version_2_observation(bytes(body))
+            if record is None:  # left as it was, for loading to report as corruption, naming the file
+                continue
+            counts = encode_record(record)
+            try:
+                connection.execute("UPDATE records SET key = ?, body = ? WHERE seq = ?", (record_key(counts), counts, seq))
+            except sqlite3.IntegrityError:  # two calls that differed only in their texts: one record now
+                connection.execute("DELETE FROM records WHERE seq = ?", (seq,))
+            detail = ObservationDetail.of(record)
+            assert detail is not None  # a version-2 body always had its texts
+            connection.execute(
+                "INSERT OR IGNORE INTO observation_detail(node, call, hlc, body) VALUES (?, ?, ?, ?)",
+                (detail.node, detail.call, detail.hlc, encode_detail(detail)),
+            )
+        last_seq = rows[-1][0]
+
+
+def _version_2_observation(body: bytes) -> ObservationRecord | None:
+    """A version-2 observation body, ``[2, node, call, partition, hlc, [[text, entry_id, match, score]…]]``,
+    as a record with its detail; None if it is not one (the store validated it when it came in)."""
+    try:
+        kind, node, call, partition, hlc, raw_items = msgpack.unpackb(body, raw=False)
+        items = tuple(ObservedItem(entry_id=entry, match=_V2_MATCH_KINDS[code]) for _, entry, code, _ in raw_items)
+        detail = tuple(ItemDetail(text=text, score=float(score)) for text, _, _, score in raw_items)
+        record = ObservationRecord(node=node, call=call, partition=partition, hlc=hlc, items=items, detail=detail)
+        decode_record(encode_record(record))  # the counts must be a valid record of this version
+    except (ValueError, TypeError, IndexError, RecordDecodeError, msgpack.UnpackException):
+        return None
+    return record if kind == 2 else None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "records.kind and its index records_by_kind", _add_record_kinds),
+    Migration(3, "observation detail beside the records, observations counts-only", _split_observation_detail),
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -120,6 +186,8 @@ SCHEMA_STATEMENTS: tuple[str, ...] = (
         kind TEXT NOT NULL DEFAULT ''           -- record_kind(): entry, observation, plan, verdict, usage...
     )""",
     "CREATE INDEX IF NOT EXISTS records_by_kind ON records(kind, seq)",
+    _DETAIL_TABLE,
+    _DETAIL_INDEX,
 )
 
 
@@ -139,6 +207,9 @@ def _unstamped_version(connection: sqlite3.Connection) -> int:
     """The version of a database whose first start was killed after its tables were created but
     before its ``meta`` was written (swarmlist 1 created them in separate transactions). It
     holds no records — they come only after a start completes — so its shape tells its version."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "observation_detail" in tables:
+        return 3
     columns = {row[1] for row in connection.execute("PRAGMA table_info(records)")}
     return 2 if "kind" in columns else 1
 

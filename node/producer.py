@@ -37,7 +37,7 @@ from node.llm.base import LLMBackend, Usage
 from node.llm.retry import backoff_delay_s
 from node.parser import StreamingParser
 from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_enumeration_prompt
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem, Record
+from node.records import EntryRecord, ItemDetail, MatchKind, ObservationRecord, ObservedItem, Record
 from node.state import NodeState
 from node.store import Store, StoreWriteError
 from node.verifier import Verifier
@@ -324,7 +324,7 @@ class Producer:
             known_budget_tokens=self._config.known_budget_tokens,
         )
         parser = StreamingParser()
-        observed: list[ObservedItem] = []
+        observed: list[tuple[ObservedItem, ItemDetail]] = []
         failure: LLMError | None = None
         stream = self._backend.stream(prompt.messages, json_mode=True)
         try:
@@ -388,7 +388,7 @@ class Producer:
             delay = max(delay, min(failure.retry_after_s, self._config.max_retry_after_s))
         return delay
 
-    async def _accept(self, text: str, partition: str, observed: list[ObservedItem]) -> None:
+    async def _accept(self, text: str, partition: str, observed: list[tuple[ObservedItem, ItemDetail]]) -> None:
         """Resolve one generated item and, if it is new, commit it before anyone sees it."""
         async with self._lock:
             try:
@@ -410,12 +410,15 @@ class Producer:
                     self.stats.new_entries += 1
                 self._on_committed(added)
                 self._on_change()
-            observed.append(resolution.observed(text))
+            observed.append((resolution.observed(), resolution.detail(text)))
 
-    async def _commit_observation(self, call: int, partition: str, observed: list[ObservedItem]) -> None:
+    async def _commit_observation(
+        self, call: int, partition: str, observed: list[tuple[ObservedItem, ItemDetail]]
+    ) -> None:
         record = ObservationRecord(
-            node=self._node, call=call, partition=partition, hlc=self._clock.now(), items=tuple(observed)
-        )
+            node=self._node, call=call, partition=partition, hlc=self._clock.now(),
+            items=tuple(item for item, _ in observed), detail=tuple(detail for _, detail in observed),
+        )  # fmt: skip
         async with self._lock:
             added = await self._store.add([record])
             for new in added:

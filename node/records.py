@@ -8,8 +8,12 @@ on the wire and on disk lives with the transport and the store.
   Two records with one id may exist (accepted concurrently on two nodes); the one with the
   smallest ``(hlc, origin)`` is shown.
 - ``ObservationRecord`` — what one LLM call produced: for each generated item, the entry it
-  resolved to and how (new, exact, fuzzy). The exhaustion estimate and the "why was this
-  dropped" view are computed from these.
+  resolved to and how (new, exact, fuzzy). The exhaustion estimate and the evidence of each
+  entry are computed from these counts. Its ``detail`` — what the model wrote for each item,
+  and a fuzzy match's score, for the "why was this dropped" view — is *not* part of the record:
+  it is kept beside it for a retention period (``--observation-detail-days``) and pushed to
+  peers best-effort as an ``ObservationDetail``, so old detail can be dropped while the set,
+  its digest and every estimate stay the same on every node.
 - ``PlanRecord`` — one event of the partition plan: a partition split into children, or
   retired. The plan itself is a pure function of these (``partitioning.plan``).
 - ``VerdictRecord`` — one verification answer about one entry: the model, asked whether the
@@ -28,15 +32,15 @@ key always names exactly one content.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from gossip.messages import MAX_NAME_CHARS  # the longest label anti-entropy's summaries carry
 from node.normalize import EntryId
 
 __all__ = [
-    "BudgetRecord", "CapacityRecord", "EntryRecord", "MatchKind", "ObservedItem", "ObservationRecord", "PlanAction",
-    "PlanRecord", "Record", "UsageRecord", "VerdictRecord", "index_label",
+    "BudgetRecord", "CapacityRecord", "EntryRecord", "ItemDetail", "MatchKind", "ObservationDetail", "ObservedItem",
+    "ObservationRecord", "PlanAction", "PlanRecord", "Record", "UsageRecord", "VerdictRecord", "index_label",
 ]  # fmt: skip
 
 
@@ -66,23 +70,63 @@ class EntryRecord:
 
 @dataclass(frozen=True, slots=True)
 class ObservedItem:
-    """One generated item of an LLM call and the entry it resolved to."""
+    """One generated item of an LLM call: the entry it resolved to, and how."""
 
-    text: str  # the item as generated
     entry_id: EntryId  # the entry it resolved to (its own id when ``match`` is NEW)
     match: MatchKind
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDetail:
+    """What the model wrote for one generated item (the observation's detail)."""
+
+    text: str  # the item as generated
     score: float = 1.0  # similarity of a fuzzy match (1.0 for exact and new)
 
 
 @dataclass(frozen=True, slots=True)
 class ObservationRecord:
-    """What one LLM call produced, item by item, in answer order."""
+    """What one LLM call produced, item by item, in answer order.
+
+    ``detail`` (one ``ItemDetail`` per item, or None once dropped or when a peer's record
+    arrived without it) rides along but is not part of the record: equality, the key and the
+    digest ignore it.
+    """
 
     node: str  # the node that made the call
     call: int  # that node's call sequence number (with ``node``, unique)
     partition: str
     hlc: int
     items: tuple[ObservedItem, ...]
+    detail: tuple[ItemDetail, ...] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def call_id(self) -> tuple[str, int, int]:
+        """What an ``ObservationDetail`` names its observation by."""
+        return (self.node, self.call, self.hlc)
+
+    def without_detail(self) -> ObservationRecord:
+        return self if self.detail is None else replace(self, detail=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationDetail:
+    """The detail of one observation, as stored beside it and pushed to peers (not a record of the set)."""
+
+    node: str
+    call: int
+    hlc: int
+    items: tuple[ItemDetail, ...]
+
+    @property
+    def call_id(self) -> tuple[str, int, int]:
+        return (self.node, self.call, self.hlc)
+
+    @staticmethod
+    def of(record: ObservationRecord) -> ObservationDetail | None:
+        if record.detail is None:
+            return None
+        return ObservationDetail(node=record.node, call=record.call, hlc=record.hlc, items=record.detail)
 
 
 class PlanAction(StrEnum):

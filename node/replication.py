@@ -5,6 +5,11 @@ encoded canonically and handed to the broadcaster. In: records from peers are de
 validated as hostile input, merged *by key* into the store — never fuzzy-dropped, or two
 nodes' sets would never agree (design.md) — and applied to the in-memory state once
 committed; the ones that were new go back to the broadcaster to be pushed on.
+
+An observation's detail (what the model wrote) travels beside its record as an item of its
+own (``node.codec.encode_detail``): pushed with the record and pushed on when new, but never
+indexed for anti-entropy — it is not in the set, so a node that missed it, or dropped it under
+the retention policy, still has the same set and digest as every other.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
-from node.codec import RecordDecodeError, decode_record, encode_record
+from node.codec import RecordDecodeError, decode_item, encode_detail, encode_record
 from node.hlc import HybridClock
 from node.normalize import entry_id
-from node.records import EntryRecord, Record, index_label
+from node.records import EntryRecord, ObservationDetail, ObservationRecord, Record, index_label
 from node.state import NodeState
 from node.store import Store, StoreWriteError
 
@@ -74,17 +79,19 @@ class RecordExchange:
         return encoded
 
     def committed(self, records: Sequence[Record]) -> None:
-        """The node committed ``records`` itself: index them and push them to peers."""
+        """The node committed ``records`` itself: index them and push them (and their detail) to peers."""
         if records:
-            self._publish(self._indexed(records))
+            details = [encode_detail(detail) for record in records if isinstance(record, ObservationRecord)
+                       if (detail := ObservationDetail.of(record)) is not None]  # fmt: skip
+            self._publish([*self._indexed(records), *details])
 
     async def fetch(self, keys: Sequence[bytes]) -> Sequence[bytes]:
         """Stored records by key, for anti-entropy (unknown keys are left out)."""
         return await self._store.bodies(keys)
 
-    def _valid(self, data: bytes) -> Record | None:
+    def _valid(self, data: bytes) -> Record | ObservationDetail | None:
         try:
-            record = decode_record(data)
+            record = decode_item(data)
         except RecordDecodeError as exc:
             self.rejected += 1
             log.debug("rejected a record from a peer: %s", exc)
@@ -98,9 +105,11 @@ class RecordExchange:
     async def merge(self, items: Sequence[bytes]) -> Sequence[bytes]:
         """Store what is new among ``items`` (by key); returns the new ones, to push on."""
         self.received += len(items)
-        records = [record for record in map(self._valid, items) if record is not None]
+        valid = [item for item in map(self._valid, items) if item is not None]
+        records = [item for item in valid if not isinstance(item, ObservationDetail)]
+        details = [item for item in valid if isinstance(item, ObservationDetail)]
         if not records:
-            return []
+            return await self._merge_details(details)
         for record in records:
             if not self._clock.observe(record.hlc):  # our next timestamps order after what we have seen
                 log.debug("not following the clock of a %s record stamped far ahead of ours", type(record).__name__)
@@ -122,4 +131,19 @@ class RecordExchange:
         if added:
             self.merged += len(added)
             self._on_change()
-        return self._indexed(added)  # indexed before returning: anti-entropy's digest must be current
+        indexed = self._indexed(added)  # indexed before returning: anti-entropy's digest must be current
+        return [*indexed, *await self._merge_details(details)]
+
+    async def _merge_details(self, details: Sequence[ObservationDetail]) -> list[bytes]:
+        """Keep peers' observation detail; returns the new ones to push on. Best-effort: a disk
+        that refuses it loses only detail, which the set does not depend on."""
+        if not details:
+            return []
+        try:
+            added = await self._store.add_details(details)
+        except StoreWriteError as exc:
+            log.debug("not keeping %d observation details from peers: %s", len(details), exc)
+            return []
+        for detail in added:
+            self._state.apply_detail(detail)
+        return [encode_detail(detail) for detail in added]

@@ -21,7 +21,9 @@ from node.records import (
     BudgetRecord,
     CapacityRecord,
     EntryRecord,
+    ItemDetail,
     MatchKind,
+    ObservationDetail,
     ObservationRecord,
     ObservedItem,
     PlanRecord,
@@ -83,6 +85,9 @@ class NodeState:
         # entry -> (observation, item index) of the first generated items that resolved to it;
         # bounded: the count of all of them is ``generated_count``.
         self._observed: dict[EntryId, list[tuple[ObservationRecord, int]]] = defaultdict(list)
+        # (node, call, hlc) -> what the model wrote in that call: kept apart from the records
+        # (which are stored here without it) so the retention policy can drop it
+        self._details: dict[tuple[str, int, int], tuple[ItemDetail, ...]] = {}
         self._entry_listeners: list[Callable[[EntryId], None]] = []
 
     def __repr__(self) -> str:
@@ -137,6 +142,9 @@ class NodeState:
             self.apply(record)
 
     def _apply_observation(self, record: ObservationRecord) -> None:
+        if record.detail is not None:
+            self._details[record.call_id] = record.detail
+            record = record.without_detail()
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
         seen = self._seen_in[record.partition]
@@ -159,6 +167,23 @@ class NodeState:
         )
         self._calls.append(call)
         self._calls_by_partition[record.partition].append(call)
+
+    def apply_detail(self, detail: ObservationDetail) -> None:
+        """Keep an observation's detail (from a peer; its record may arrive before or after)."""
+        self._details.setdefault(detail.call_id, detail.items)
+
+    def forget_details(self, before_hlc: int) -> int:
+        """Drop the detail of observations stamped before ``before_hlc`` (the retention policy);
+        returns how many were dropped. The counts, and everything computed from them, stay."""
+        old = [call_id for call_id in self._details if call_id[2] < before_hlc]
+        for call_id in old:
+            del self._details[call_id]
+        return len(old)
+
+    @property
+    def detail_count(self) -> int:
+        """Observations whose detail this node keeps."""
+        return len(self._details)
 
     def add_entry_listener(self, listener: Callable[[EntryId], None]) -> Callable[[], None]:
         """Call ``listener(entry_id)`` whenever an entry record changes the list; returns the remover.
@@ -297,13 +322,20 @@ class NodeState:
                 for _ in range(count):
                     yield partition, entry
 
-    def observations_of(self, entry: EntryId) -> list[tuple[ObservationRecord, ObservedItem]]:
+    def observations_of(self, entry: EntryId) -> list[tuple[ObservationRecord, ObservedItem, ItemDetail | None]]:
         """The first generated items (up to ``MAX_OBSERVATIONS_KEPT``) that resolved to ``entry``.
 
         Each comes with its call's observation record, in arrival order: how the entry was
-        found (``new``) and which later items were dropped as its duplicates (exact or fuzzy).
+        found (``new``) and which later items were dropped as its duplicates (exact or fuzzy),
+        and what the model wrote — None once the retention policy dropped it, or when the
+        detail never reached this node (it is pushed best-effort, not reconciled).
         """
-        return [(record, record.items[index]) for record, index in self._observed.get(entry, ())]
+        found: list[tuple[ObservationRecord, ObservedItem, ItemDetail | None]] = []
+        for record, index in self._observed.get(entry, ()):
+            detail = self._details.get(record.call_id)
+            item_detail = detail[index] if detail is not None and len(detail) == len(record.items) else None
+            found.append((record, record.items[index], item_detail))
+        return found
 
     def partition_sizes(self) -> dict[str, int]:
         """Entry ids per partition (the partition each entry was first accepted in)."""

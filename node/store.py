@@ -45,10 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from node.codec import RecordDecodeError, decode_record, encode_record, record_key
+from node.codec import RecordDecodeError, decode_detail, decode_record, encode_detail, encode_record, record_key
 from node.errors import NodeError
 from node.migrations import SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, migrate_forward, record_kind
-from node.records import Record
+from node.records import ObservationDetail, ObservationRecord, Record
 
 __all__ = [
     "Store",
@@ -314,6 +314,8 @@ class Store:
         if not records:
             return []
         encoded = [(record, encode_record(record)) for record in records]
+        details = [detail for record in records if isinstance(record, ObservationRecord)
+                   if (detail := ObservationDetail.of(record)) is not None]  # fmt: skip
 
         def write() -> list[Record]:
             added: list[Record] = []
@@ -326,11 +328,55 @@ class Store:
                     )
                     if cursor.rowcount:
                         added.append(record)
+                self._insert_details(details)  # with their records: a crash keeps both or neither
             return added
 
         added = await self._run(self._guarded(write))
         self._count += len(added)
         return added
+
+    def _insert_details(self, details: Sequence[ObservationDetail]) -> list[ObservationDetail]:
+        added: list[ObservationDetail] = []
+        for detail in details:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO observation_detail(node, call, hlc, body) VALUES (?, ?, ?, ?)",
+                (detail.node, detail.call, detail.hlc, encode_detail(detail)),
+            )
+            if cursor.rowcount:
+                added.append(detail)
+        return added
+
+    async def add_details(self, details: Sequence[ObservationDetail]) -> list[ObservationDetail]:
+        """Keep observations' detail (from peers) in one transaction; returns those not kept before.
+
+        Detail is not a record of the set: one whose observation has not arrived yet is kept all
+        the same and joins it when it does (or at the next start).
+        """
+        if not details:
+            return []
+
+        def write() -> list[ObservationDetail]:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                return self._insert_details(details)
+
+        return await self._run(self._guarded(write))
+
+    async def prune_details(self, before_hlc: int) -> int:
+        """Drop the detail of observations stamped before ``before_hlc`` (the retention policy);
+        returns how many were dropped. The records and their counts stay: the set is unchanged."""
+
+        def write() -> int:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute("DELETE FROM observation_detail WHERE hlc < ?", (before_hlc,))
+                return int(cursor.rowcount)
+
+        return await self._run(self._guarded(write))
+
+    async def count_details(self) -> int:
+        """Observations whose detail is kept."""
+        return await self._run(lambda: int(self._db.execute("SELECT COUNT(*) FROM observation_detail").fetchone()[0]))
 
     async def load_records(self) -> list[Record]:
         """Every stored record, in local arrival order."""
@@ -394,11 +440,24 @@ class Store:
         def read() -> list[tuple[bytes, Record]]:
             rows = self._db.execute("SELECT key, body FROM records ORDER BY seq").fetchall()
             try:
-                return [(bytes.fromhex(key), decode_record(bytes(body))) for key, body in rows]
+                keyed = [(bytes.fromhex(key), decode_record(bytes(body))) for key, body in rows]
             except RecordDecodeError as exc:
                 raise CorruptStore(f"{self._data_dir / DB_FILENAME} holds an undecodable record: {exc}") from exc
+            details = self._details_by_call()
+            return [(key, _with_detail(record, details)) for key, record in keyed]
 
         return await self._run(read)
+
+    def _details_by_call(self) -> dict[tuple[str, int, int], ObservationDetail]:
+        found: dict[tuple[str, int, int], ObservationDetail] = {}
+        for (body,) in self._db.execute("SELECT body FROM observation_detail"):
+            try:
+                detail = decode_detail(bytes(body))
+            except RecordDecodeError as exc:  # only detail: the records are whole, so say so and go on
+                log.warning("%s: ignoring an undecodable observation detail: %s", self._data_dir / DB_FILENAME, exc)
+                continue
+            found[detail.call_id] = detail
+        return found
 
     async def bodies(self, keys: Sequence[bytes]) -> list[bytes]:
         """The encoded records stored under ``keys`` (16 raw bytes each); unknown keys are left out."""
@@ -482,6 +541,17 @@ def _write_failure(exc: sqlite3.Error, db_path: Path) -> StoreError:
     if name.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
         return _unwritable(db_path.parent, detail)
     return StoreWriteError(detail)
+
+
+def _with_detail(record: Record, details: dict[tuple[str, int, int], ObservationDetail]) -> Record:
+    """An observation with its kept detail attached (when it matches the record's items)."""
+    if not isinstance(record, ObservationRecord):
+        return record
+    detail = details.get(record.call_id)
+    if detail is None or len(detail.items) != len(record.items):
+        return record
+    return ObservationRecord(node=record.node, call=record.call, partition=record.partition, hlc=record.hlc,
+                             items=record.items, detail=detail.items)  # fmt: skip
 
 
 def _count_by_kind(connection: sqlite3.Connection) -> dict[str, int]:

@@ -222,13 +222,13 @@ class StateView:
         generated = 0
         for record in (line.record, *line.aliases):
             generated += self._state.generated_count(record.id)
-            for call, item in self._state.observations_of(record.id):
+            for call, item, detail in self._state.observations_of(record.id):
                 observed.append(
                     ObservationView(
-                        text=item.text,
+                        text=None if detail is None else detail.text,
                         entry_id=item.entry_id,
                         match=item.match.value,
-                        score=item.score,
+                        score=None if detail is None else detail.score,
                         node=call.node,
                         call=call.call,
                         partition=call.partition,

@@ -74,10 +74,10 @@ class EntryPage:
 class ObservationView:
     """One generated item that resolved to a line's entry: how it was found, or why dropped."""
 
-    text: str  # the item as the model wrote it
+    text: str | None  # the item as the model wrote it; None: the detail was not kept (retention)
     entry_id: str  # the entry it resolved to (the line's canonical entry or an alias)
     match: str  # "new" (became the entry) | "exact" | "fuzzy" (dropped as a duplicate)
-    score: float  # similarity of a fuzzy match; 1.0 otherwise
+    score: float | None  # similarity of a fuzzy match; 1.0 otherwise; None with ``text``
     node: str  # the node whose call generated it
     call: int  # that node's call number
     partition: str  # the partition the call asked about

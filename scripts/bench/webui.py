@@ -84,9 +84,9 @@ class Workload:
             self._hlc += 1
             record = EntryRecord(id=entry_id(text), text=text, partition="", origin="bench", hlc=self._hlc)
             self.state.apply(record)
-            items.append(ObservedItem(text, record.id, MatchKind.NEW))
+            items.append(ObservedItem(record.id, MatchKind.NEW))
         for line in self.state.entries.page(None, 3):  # a few repeats of the model's favourites
-            items.append(ObservedItem(line.record.text, line.record.id, MatchKind.EXACT))
+            items.append(ObservedItem(line.record.id, MatchKind.EXACT))
         self._hlc += 1
         self.state.apply(
             ObservationRecord(node="bench", call=self._call, partition="", hlc=self._hlc, items=tuple(items))

@@ -49,7 +49,7 @@ def test_the_override_is_read_at_import_and_a_bad_value_stops_the_process(tmp_pa
     probe = [sys.executable, "-c", "import gossip.messages as m; print(m.PROTOCOL_VERSION)"]
     base = {key: value for key, value in os.environ.items() if key != PROTOCOL_VERSION_ENV}
     plain = subprocess.run(probe, capture_output=True, text=True, timeout=60, env=base, cwd=tmp_path)
-    assert plain.stdout.strip() == str(messages._RELEASED_PROTOCOL_VERSION) == "2"
+    assert plain.stdout.strip() == str(messages._RELEASED_PROTOCOL_VERSION) == "3"
     seven = subprocess.run(probe, capture_output=True, text=True, timeout=60, env={**base, PROTOCOL_VERSION_ENV: "7"})
     assert seven.stdout.strip() == "7"
     bad = subprocess.run(probe, capture_output=True, text=True, timeout=60, env={**base, PROTOCOL_VERSION_ENV: "two"})
@@ -64,7 +64,7 @@ def test_an_override_that_is_not_a_positive_32_bit_version_is_refused(value: str
         messages._protocol_version()
 
 
-@pytest.mark.parametrize(("value", "version"), [("", 2), (" 3 ", 3), ("4294967295", 4294967295)])
+@pytest.mark.parametrize(("value", "version"), [("", 3), (" 2 ", 2), ("4294967295", 4294967295)])
 def test_an_empty_override_means_the_released_version(value: str, version: int,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setenv(PROTOCOL_VERSION_ENV, value)

@@ -101,7 +101,7 @@ def peer_batch(index: int) -> list[Record]:
         text = item.alternate_names[0] if use_alternate else item.name
         records.append(EntryRecord(id=entry_id(text), text=text, partition=item.path[0], origin=PEER,
                                    hlc=hlc_pack(_PEER_EPOCH_MS + index * 1000, offset)))  # fmt: skip
-        observed.append(ObservedItem(text, entry_id(text), MatchKind.NEW))
+        observed.append(ObservedItem(entry_id(text), MatchKind.NEW))
     partition = items[start].path[0]
     hlc = hlc_pack(_PEER_EPOCH_MS + index * 1000 + 999, 0)
     records.append(ObservationRecord(node=PEER, call=index, partition=partition, hlc=hlc, items=tuple(observed)))

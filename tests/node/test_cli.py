@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from node import cli as node_cli
 from node.export import LIST_FILENAME
 
 GOSSIP_NODE = str(Path(sys.executable).parent / "gossip-node")
@@ -158,3 +160,15 @@ def test_print_config_says_which_secrets_are_set_and_shows_none_of_them(tmp_path
     assert result.returncode == 0, result.stderr
     assert "keys (masked): cluster_key=****** (25 bytes); llm_api_key=******" in result.stdout
     assert "cluster-secret" not in result.stdout and "sk-from-a-file" not in result.stdout
+
+
+def test_observation_detail_retention_is_an_option_with_env_and_a_clear_error() -> None:
+    """--observation-detail-days: 30 by default, from SWARMLIST_*, and a bad value exits 2 naming it."""
+    default = CliRunner().invoke(node_cli.main, ["--topic", "x", "--print-config"])
+    assert default.exit_code == 0 and "observation_detail_days=30.0" in default.output, default.output
+    from_env = CliRunner().invoke(node_cli.main, ["--topic", "x", "--print-config"],
+                                  env={"SWARMLIST_OBSERVATION_DETAIL_DAYS": "7"})  # fmt: skip
+    assert from_env.exit_code == 0 and "observation_detail_days=7.0" in from_env.output, from_env.output
+    for bad in ("-1", "nan", "inf", "soon"):
+        refused = CliRunner().invoke(node_cli.main, ["--topic", "x", "--print-config", "--observation-detail-days", bad])
+        assert refused.exit_code == 2 and "observation-detail-days" in refused.output, (bad, refused.output)

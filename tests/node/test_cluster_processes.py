@@ -86,3 +86,16 @@ def test_entries_found_on_each_node_reach_every_node(tmp_path: Path, nodes: list
     fresh = set.union(*(listed(node) for node in everyone)) - before
     eventually(lambda: all(fresh <= listed(node) for node in everyone), timeout_s=20,
                message="entries found after the join reach every node")  # fmt: skip
+
+    # What the model wrote rides beside each observation record (pushed, not in the set): a
+    # peer's call is explained on this node with its texts, not only its counts.
+    def a_peers_call_is_shown_with_its_texts() -> bool:
+        peers_entries = [entry for entry in first.get("/api/entries?limit=1000")["entries"]
+                         if entry["origin"] != first.name()][:50]  # fmt: skip
+        for entry in peers_entries:
+            found = first.get(f"/api/entries/{entry['id']}")
+            if any(seen["node"] != first.name() and seen["text"] for seen in found["observations"]):
+                return True
+        return False
+
+    eventually(a_peers_call_is_shown_with_its_texts, timeout_s=20, message="a peer's call shown with its texts")

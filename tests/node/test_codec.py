@@ -13,21 +13,70 @@ from node.codec import (
     MAX_SPLIT_CHILDREN,
     MAX_TEXT_CHARS,
     RecordDecodeError,
+    decode_detail,
+    decode_item,
     decode_record,
+    encode_detail,
     encode_record,
     record_key,
 )
 from node.normalize import entry_id
-from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord
+from node.records import (
+    CapacityRecord, EntryRecord, ItemDetail, MatchKind, ObservationDetail, ObservationRecord, ObservedItem, PlanAction,
+    PlanRecord,
+)  # fmt: skip
 
 ENTRY = EntryRecord(id=entry_id("Köln"), text="Köln", partition="Western Europe > Germany", origin="n1", hlc=2**40)
 OBSERVATION = ObservationRecord(
     node="n2", call=7, partition="p", hlc=5,
-    items=(
-        ObservedItem("Cologne", entry_id("Köln"), MatchKind.FUZZY, 0.91),
-        ObservedItem("Bonn", entry_id("Bonn"), MatchKind.NEW, 1.0),
-    ),
+    items=(ObservedItem(entry_id("Köln"), MatchKind.FUZZY), ObservedItem(entry_id("Bonn"), MatchKind.NEW)),
+    detail=(ItemDetail("Cologne", 0.91), ItemDetail("Bonn")),
 )  # fmt: skip
+
+
+def test_an_observations_key_ignores_its_detail() -> None:
+    """The detail is no part of the record: with or without it, one encoding and one key."""
+    bare = OBSERVATION.without_detail()
+    assert bare == OBSERVATION and bare.detail is None
+    assert encode_record(bare) == encode_record(OBSERVATION)
+    assert decode_record(encode_record(OBSERVATION)).detail is None  # type: ignore[union-attr]
+
+
+def test_an_observations_detail_round_trips_on_its_own() -> None:
+    """encode_detail/decode_detail/decode_item: the texts and scores come back, linked by (node, call, hlc)."""
+    detail = ObservationDetail.of(OBSERVATION)
+    assert detail is not None and detail.call_id == OBSERVATION.call_id == ("n2", 7, 5)
+    encoded = encode_detail(detail)
+    assert decode_detail(encoded) == detail == decode_item(encoded)
+    assert decode_item(encode_record(OBSERVATION)) == OBSERVATION
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([8, "n", 1, 2], "5 fields"),
+        ([8, "n", 1, 2, [["Oslo", 1.5]]], "bad score"),
+        ([8, "n", 1, 2, [["Oslo", 1]]], "bad score"),
+        ([8, "n", 1, 2, [["", 1.0]]], "empty"),
+        ([8, "n", 1, 2, [["x" * 201, 1.0]]], "over the limit"),
+        ([8, "n", -1, 2, []], "detail.call"),
+        ([8, "n", 1, 2, "items"], "array of at most"),
+    ],
+)
+def test_a_malformed_detail_is_refused(body: list[object], message: str) -> None:
+    """Detail from a peer is hostile input like a record: bounded and type-checked."""
+    with pytest.raises(RecordDecodeError, match=message):
+        decode_item(msgpack.packb(body))
+
+
+def test_a_detail_is_not_a_record_of_the_set() -> None:
+    """decode_record refuses a detail (it must never be stored or indexed as a record)."""
+    detail = ObservationDetail.of(OBSERVATION)
+    assert detail is not None
+    with pytest.raises(RecordDecodeError, match="not a record of the set"):
+        decode_record(encode_detail(detail))
+    with pytest.raises(RecordDecodeError, match="not an observation detail"):
+        decode_detail(encode_record(OBSERVATION))
 
 
 @pytest.mark.parametrize("record", [ENTRY, OBSERVATION])
@@ -53,7 +102,8 @@ def test_different_content_has_different_keys() -> None:
         ([1, ENTRY.id, "", "p", "n", 1], "empty"),
         ([1, ENTRY.id, "x", "p", "n", -1], "integer"),
         ([1, ENTRY.id, "x", "p", "n", True], "integer"),
-        ([2, "n", 1, "p", 1, [["a", ENTRY.id, 9, 1.0]]], "match kind"),
+        ([2, "n", 1, "p", 1, [[ENTRY.id, 9]]], "match kind"),
+        ([2, "n", 1, "p", 1, [["a", ENTRY.id, 0, 1.0]]], "2-element"),  # the inline texts of protocol 2
         ([2, "n", 1, "p", 1, "items"], "array"),
         ([7, 1, 2], "unknown record kind"),
         ({"kind": 1}, "non-empty array"),

@@ -31,7 +31,7 @@ from node.dedup import (
 )
 from node.errors import ConfigError
 from node.normalize import entry_id
-from node.records import MatchKind, ObservedItem
+from node.records import ItemDetail, MatchKind, ObservedItem
 from tests.node.dedup_cases import (
     CAUGHT_BY_DEFAULTS,
     CLUSTER_POOL,
@@ -246,8 +246,9 @@ def test_resolve_prefers_the_best_score():
 def test_resolution_becomes_an_observation():
     """Resolution.observed records what matched what, for the 'why was this dropped' view."""
     dedup = _indexed("Sankt Gallen")
-    item = dedup.resolve("St. Gallen").observed("St. Gallen")
-    assert item == ObservedItem("St. Gallen", entry_id("Sankt Gallen"), MatchKind.FUZZY, 1.0)
+    resolution = dedup.resolve("St. Gallen")
+    assert resolution.observed() == ObservedItem(entry_id("Sankt Gallen"), MatchKind.FUZZY)
+    assert resolution.detail("St. Gallen") == ItemDetail("St. Gallen", 1.0)
 
 
 def test_add_returns_verified_neighbours_and_is_idempotent():

@@ -12,6 +12,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from node.codec import encode_record, record_key
@@ -28,6 +29,7 @@ from node.normalize import entry_id
 from node.records import (
     CapacityRecord,
     EntryRecord,
+    ItemDetail,
     MatchKind,
     ObservationRecord,
     ObservedItem,
@@ -58,7 +60,8 @@ def _sample_records(count: int = 0) -> list[Record]:
     records: list[Record] = [
         EntryRecord(id=entry_id("France"), text="France", partition="Europe", origin="n1", hlc=1),
         ObservationRecord(node="n1", call=1, partition="Europe", hlc=2,
-                          items=(ObservedItem("France", entry_id("France"), MatchKind.NEW, 1.0),)),  # fmt: skip
+                          items=(ObservedItem(entry_id("France"), MatchKind.NEW),),
+                          detail=(ItemDetail("France"),)),  # fmt: skip
         PlanRecord(action=PlanAction.SPLIT, partition="", children=("Europe", "Asia"), node="n1", hlc=3,
                    reason="known entries pass the prompt budget"),  # fmt: skip
         CapacityRecord(node="n1", concurrency=2, hlc=4),
@@ -69,8 +72,24 @@ def _sample_records(count: int = 0) -> list[Record]:
         records.append(EntryRecord(id=entry_id(text), text=text, partition="Asia", origin="n2", hlc=10 + index))
         if index % 2 == 0:
             records.append(ObservationRecord(node="n2", call=index + 2, partition="Asia", hlc=10 + index,
-                                             items=(ObservedItem(text, entry_id(text), MatchKind.NEW, 1.0),)))  # fmt: skip
+                                             items=(ObservedItem(entry_id(text), MatchKind.NEW),),
+                                             detail=(ItemDetail(text.upper(), 1.0),)))  # fmt: skip
     return records
+
+
+_V2_MATCH_CODES = {MatchKind.NEW: 0, MatchKind.EXACT: 1, MatchKind.FUZZY: 2}
+
+
+def old_body(record: Record) -> bytes:
+    """A record as swarmlist stored it before schema 3: an observation with its texts and scores
+    inline, ``[2, node, call, partition, hlc, [[text, entry_id, match, score]…]]``; the rest as now."""
+    if not isinstance(record, ObservationRecord):
+        return encode_record(record)
+    assert record.detail is not None
+    items = [[detail.text, item.entry_id, _V2_MATCH_CODES[item.match], detail.score]
+             for item, detail in zip(record.items, record.detail, strict=True)]  # fmt: skip
+    packed: bytes = msgpack.packb([2, record.node, record.call, record.partition, record.hlc, items], use_bin_type=True)
+    return packed
 
 
 def make_v1_data_dir(data_dir: Path, records: Sequence[Record], *, stamped: bool = True) -> Path:
@@ -88,7 +107,7 @@ def make_v1_data_dir(data_dir: Path, records: Sequence[Record], *, stamped: bool
             for key, value in meta.items():
                 connection.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (key, value))
         for record in records:
-            body = encode_record(record)
+            body = old_body(record)
             connection.execute("INSERT INTO records(key, body) VALUES (?, ?)", (record_key(body), body))
         connection.execute("COMMIT")
     finally:
@@ -137,7 +156,7 @@ def _rows(db_path: Path) -> list[tuple[int, str, bytes]]:
 
 def test_the_registry_steps_one_version_at_a_time_up_to_the_schema_version() -> None:
     assert [migration.to_version for migration in MIGRATIONS] == list(range(2, SCHEMA_VERSION + 1))
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
 
 
 def test_every_record_kind_has_its_own_name() -> None:
@@ -152,19 +171,33 @@ def test_every_record_kind_has_its_own_name() -> None:
 # ------------------------------------------------------------------ migrating forward
 
 
-async def test_a_v1_data_dir_migrates_to_v2_with_every_record_identity_and_order_intact(tmp_path: Path) -> None:
+def _details(records: Sequence[Record]) -> list[tuple[ItemDetail, ...] | None]:
+    return [record.detail for record in records if isinstance(record, ObservationRecord)]
+
+
+async def test_a_v1_data_dir_migrates_to_v3_with_every_record_identity_and_order_intact(tmp_path: Path) -> None:
+    """Every record comes back in arrival order, observations counts-only under their new key
+    with their texts and scores beside them; every other row is untouched."""
     records = _sample_records(count=20)
     db_path = make_v1_data_dir(tmp_path, records)
     before = _rows(db_path)
     async with await Store.open(tmp_path, topic=TOPIC) as store:
-        assert await store.load_records() == records  # every record, in arrival order
+        loaded = await store.load_records()
+        assert loaded == records  # every record, in arrival order
+        assert _details(loaded) == _details(records)  # and every observation's detail
+        assert await store.count_details() == 11
         assert (store.identity.name, store.identity.incarnation) == ("old-node", 8)
         assert await store.count_by_kind() == {"capacity": 1, "entry": 21, "observation": 11, "plan": 1, "verdict": 1}
         fresh = EntryRecord(id=entry_id("Japan"), text="Japan", partition="Asia", origin="old-node", hlc=99)
         assert await store.add([fresh]) == [fresh]
         assert (await store.count_by_kind())["entry"] == 22
-    assert _rows(db_path)[: len(before)] == before  # keys, bodies and sequence numbers untouched
-    assert _shape(db_path)["version"] == 2
+    after = _rows(db_path)[: len(before)]
+    assert [seq for seq, _, _ in after] == [seq for seq, _, _ in before]  # arrival order kept
+    for record, (_, key, body) in zip(records, after, strict=True):
+        assert body == encode_record(record) and key == record_key(body)  # the key a peer of version 3 computes
+    untouched = [row for row, record in zip(before, records, strict=True) if not isinstance(record, ObservationRecord)]
+    assert set(untouched) <= set(after)  # keys, bodies and sequence numbers of the other kinds untouched
+    assert _shape(db_path)["version"] == SCHEMA_VERSION
     async with await Store.open(tmp_path, topic=TOPIC) as store:  # a second start has nothing to migrate
         assert await store.load_records() == [*records, fresh]
 
@@ -188,7 +221,7 @@ async def test_a_v1_first_start_killed_before_its_meta_was_written_opens_as_v2(t
         record = _sample_records()[0]
         assert await store.add([record]) == [record]
         assert await store.count_by_kind() == {"entry": 1}
-    assert _shape(db_path)["version"] == 2
+    assert _shape(db_path)["version"] == SCHEMA_VERSION
 
 
 async def test_an_undecodable_body_migrates_as_kind_unknown_and_loading_still_reports_it(tmp_path: Path) -> None:
@@ -235,7 +268,7 @@ async def test_a_step_that_fails_is_rolled_back_whole_and_a_retry_succeeds(tmp_p
     assert _shape(db_path) == v1_shape and _rows(db_path) == v1_rows
     async with await Store.open(tmp_path, topic=TOPIC) as store:  # the next start migrates
         assert await store.load_records() == records
-    assert _shape(db_path)["version"] == 2
+    assert _shape(db_path)["version"] == SCHEMA_VERSION
 
 
 _KILLED_MID_STEP = """
@@ -286,7 +319,7 @@ async def test_a_node_killed_mid_migration_restarts_on_the_old_version_intact(tm
     started = time.perf_counter()
     async with await Store.open(tmp_path / "data", topic=TOPIC) as store:
         assert await store.load_records() == records
-    assert _shape(db_path)["version"] == 2
+    assert _shape(db_path)["version"] == SCHEMA_VERSION
     suite_report.record("ops: schema migration", "killed mid-step, then restarted", records=len(records),
                         lost=0, restart_with_migration_s=round(time.perf_counter() - started, 3))  # fmt: skip
 
@@ -300,5 +333,5 @@ async def test_migrating_a_larger_data_dir(tmp_path: Path) -> None:
         elapsed_s = time.perf_counter() - started
         assert await store.count() == len(records)
         assert sum((await store.count_by_kind()).values()) == len(records)
-    suite_report.record("ops: schema migration", "v1 → v2 on open", records=len(records), lost=0,
+    suite_report.record("ops: schema migration", "v1 → v3 on open", records=len(records), lost=0,
                         open_with_migration_s=round(elapsed_s, 3))  # fmt: skip

@@ -7,10 +7,12 @@ from pathlib import Path
 import msgpack
 
 from gossip.messages import MAX_NAME_CHARS
-from node.codec import MAX_PARTITION_CHARS, encode_record
+from node.codec import MAX_PARTITION_CHARS, encode_detail, encode_record, record_key
 from node.hlc import HybridClock, hlc_pack
 from node.normalize import entry_id
-from node.records import EntryRecord, index_label
+from node.records import (
+    EntryRecord, ItemDetail, MatchKind, ObservationDetail, ObservationRecord, ObservedItem, index_label,
+)  # fmt: skip
 from node.replication import RecordExchange
 from node.state import NodeState
 from node.store import Store
@@ -100,3 +102,75 @@ async def test_a_partition_path_longer_than_a_gossip_label_is_indexed_under_a_st
     other = EntryRecord(id=entry_id("Alta"), text="Alta", partition=deep[:-1] + "x", origin="peer", hlc=5)
     assert index_label(other) != label  # the hash tells two long paths with one head apart
     assert index_label(_entry("Bodø")) == ""  # short paths are their own label
+
+
+# ------------------------------------------------------------------ observation detail beside the records
+
+
+def _observation(node: str, call: int, texts: tuple[str, ...], hlc: int = 7) -> ObservationRecord:
+    return ObservationRecord(
+        node=node, call=call, partition="", hlc=hlc,
+        items=tuple(ObservedItem(entry_id(text), MatchKind.NEW) for text in texts),
+        detail=tuple(ItemDetail(text.upper()) for text in texts),
+    )  # fmt: skip
+
+
+async def test_a_local_observation_is_published_with_its_detail_and_only_the_record_is_indexed(
+    tmp_path: Path,
+) -> None:
+    """committed() pushes the counts record and its detail; anti-entropy's index hears only the record."""
+    published: list[bytes] = []
+    indexed: list[bytes] = []
+    async with await Store.open(tmp_path, topic="t") as store:
+        exchange = RecordExchange(store=store, state=NodeState(), clock=HybridClock())
+        exchange.connect(published.extend, index=lambda key, label: indexed.append(key))
+        record = _observation("me", 1, ("Oslo", "Bergen"))
+        exchange.committed([record])
+    detail = ObservationDetail.of(record)
+    assert detail is not None
+    assert published == [encode_record(record), encode_detail(detail)]
+    assert indexed == [bytes.fromhex(record_key(encode_record(record)))]
+
+
+async def test_a_peers_detail_is_kept_pushed_on_once_and_shown_whichever_arrives_first(tmp_path: Path) -> None:
+    """Detail before its record, or after: the state shows the texts; a repeat is not pushed on."""
+    record = _observation("peer", 3, ("Oslo",))
+    detail = ObservationDetail.of(record)
+    assert detail is not None
+    async with await Store.open(tmp_path, topic="t") as store:
+        state = NodeState()
+        exchange = RecordExchange(store=store, state=state, clock=HybridClock())
+        assert list(await exchange.merge([encode_detail(detail)])) == [encode_detail(detail)]
+        assert list(await exchange.merge([encode_detail(detail)])) == []
+        assert list(await exchange.merge([encode_record(record)])) == [encode_record(record)]
+        [(_, item, shown)] = state.observations_of(entry_id("Oslo"))
+        assert item.match is MatchKind.NEW and shown == ItemDetail("OSLO")
+        assert await store.count() == 1 and await store.count_details() == 1  # the detail is no record
+    async with await Store.open(tmp_path, topic="t") as store:  # and both are there after a restart
+        [loaded] = await store.load_records()
+        assert loaded.detail == (ItemDetail("OSLO"),)  # type: ignore[union-attr]
+
+
+async def test_a_detail_that_does_not_fit_its_record_is_never_shown(tmp_path: Path) -> None:
+    """A peer's detail with another number of items than the record's is kept apart, never mis-attached."""
+    record = _observation("peer", 3, ("Oslo", "Bergen"))
+    wrong = ObservationDetail(node="peer", call=3, hlc=7, items=(ItemDetail("Tromsø"),))
+    async with await Store.open(tmp_path, topic="t") as store:
+        state = NodeState()
+        exchange = RecordExchange(store=store, state=state, clock=HybridClock())
+        await exchange.merge([encode_detail(wrong), encode_record(record)])
+        assert [shown for _, _, shown in state.observations_of(entry_id("Oslo"))] == [None]
+    async with await Store.open(tmp_path, topic="t") as store:
+        [loaded] = await store.load_records()
+        assert loaded == record and loaded.detail is None  # type: ignore[union-attr]
+
+
+async def test_malformed_detail_is_rejected_and_changes_nothing(tmp_path: Path) -> None:
+    """A detail is hostile input like a record: refused, counted, nothing kept."""
+    async with await Store.open(tmp_path, topic="t") as store:
+        state = NodeState()
+        exchange = RecordExchange(store=store, state=state, clock=HybridClock())
+        bad = [msgpack.packb([8, "peer", 1, 2, [["Oslo", 7.5]]]), msgpack.packb([8, "peer", 1]),
+               msgpack.packb([8, "", 1, 2, []])]  # fmt: skip
+        assert list(await exchange.merge(bad)) == [] and exchange.rejected == 3
+        assert await store.count_details() == 0 and state.detail_count == 0

@@ -8,7 +8,7 @@ from node.state import NodeState
 
 
 def _observe(state: NodeState, partition: str, call: int, *texts: str) -> None:
-    items = tuple(ObservedItem(text, entry_id(text), MatchKind.EXACT) for text in texts)
+    items = tuple(ObservedItem(entry_id(text), MatchKind.EXACT) for text in texts)
     state.apply(ObservationRecord("n1", call, partition, call, items))
 
 

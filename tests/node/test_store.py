@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from node.normalize import entry_id
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.records import EntryRecord, ItemDetail, MatchKind, ObservationRecord, ObservedItem
 from node.store import (
     DB_FILENAME,
     CorruptStore,
@@ -29,13 +29,15 @@ async def test_records_survive_reopen_in_arrival_order(tmp_path: Path) -> None:
     """What add() acknowledged is there after closing and reopening, in the same order."""
     observation = ObservationRecord(
         node="n1", call=1, partition="art", hlc=3,
-        items=(ObservedItem("Louvre", entry_id("Louvre"), MatchKind.NEW, 1.0),),
+        items=(ObservedItem(entry_id("Louvre"), MatchKind.NEW),), detail=(ItemDetail("Louvre"),),
     )  # fmt: skip
     async with await Store.open(tmp_path, topic=TOPIC) as store:
         added = await store.add([entry("Louvre"), entry("Musée d'Orsay", 2), observation])
         assert len(added) == 3
     async with await Store.open(tmp_path, topic=TOPIC) as store:
-        assert await store.load_records() == [entry("Louvre"), entry("Musée d'Orsay", 2), observation]
+        loaded = await store.load_records()
+        assert loaded == [entry("Louvre"), entry("Musée d'Orsay", 2), observation]
+        assert loaded[2].detail == (ItemDetail("Louvre"),)  # type: ignore[union-attr]
 
 
 async def test_adding_a_known_record_is_a_no_op(tmp_path: Path) -> None:

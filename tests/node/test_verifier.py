@@ -112,7 +112,7 @@ async def test_repeated_entries_are_not_checked(tmp_path: Path) -> None:
     judge = Judge()
     store, state, verifier = await _setup(tmp_path, ["Oslo", "Bergenovo"], judge, VerificationPolicy(batch=5, call_share=1.0))
     async with store:
-        items = (ObservedItem("Oslo", entry_id("Oslo"), MatchKind.EXACT),)
+        items = (ObservedItem(entry_id("Oslo"), MatchKind.EXACT),)
         state.apply_all([ObservationRecord("n2", n, "", n, items) for n in (1, 2)])
         await verifier.verify_once()
     assert judge.asked == [["Bergenovo"]]

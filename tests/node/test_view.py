@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from node.normalize import entry_id, normal_form
-from node.records import EntryRecord, MatchKind, ObservationRecord, ObservedItem
+from node.records import EntryRecord, ItemDetail, MatchKind, ObservationRecord, ObservedItem
 from node.state import MAX_OBSERVATIONS_KEPT, NodeState
 from node.view import StateView, decode_cursor, encode_cursor
 from webui.view import ConvergenceView, DiscoveryPoint
@@ -70,7 +70,8 @@ def _observe(state: NodeState, call: int, partition: str, items: list[tuple[str,
     state.apply(
         ObservationRecord(
             node="n1", call=call, partition=partition, hlc=1000 + call,
-            items=tuple(ObservedItem(text, entry_id(target), match, score) for text, target, match, score in items),
+            items=tuple(ObservedItem(entry_id(target), match) for _, target, match, _ in items),
+            detail=tuple(ItemDetail(text, score) for text, _, _, score in items),
         )
     )  # fmt: skip
 

@@ -31,7 +31,7 @@ def accept(state: NodeState, text: str, partition: str, *, origin: str = "n1") -
 
 def observe(state: NodeState, partition: str, *items: tuple[str, MatchKind], node: str = "n1") -> None:
     """Apply the observation of one call in ``partition`` that generated ``items``."""
-    generated = tuple(ObservedItem(text, entry_id(text), match) for text, match in items)
+    generated = tuple(ObservedItem(entry_id(text), match) for text, match in items)
     state.apply(ObservationRecord(node, next(_calls), partition, next(_clock), generated))
 
 

@@ -63,7 +63,7 @@ def _entry(text: str, partition: str = "", origin: str = "n1", hlc: int = 1) -> 
 
 def _call(node: str, call: int, partition: str, texts: Sequence[str], *, new: bool = True) -> ObservationRecord:
     match = MatchKind.NEW if new else MatchKind.EXACT
-    items = tuple(ObservedItem(text, entry_id(text), match) for text in texts)
+    items = tuple(ObservedItem(entry_id(text), match) for text in texts)
     return ObservationRecord(node=node, call=call, partition=partition, hlc=call, items=items)
 
 

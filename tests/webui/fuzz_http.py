@@ -657,7 +657,7 @@ def state_view() -> tuple[StateView, NodeState]:
     for hlc, name in enumerate(("Oslo", "Bergen", "Tromsø", *HOSTILE_TEXT)):
         record = EntryRecord(id=entry_id(name), text=name, partition="Norway", origin="n1", hlc=hlc)
         state.apply(record)
-        item = ObservedItem(text=name, entry_id=record.id, match=MatchKind.NEW)
+        item = ObservedItem(entry_id=record.id, match=MatchKind.NEW)
         state.apply(ObservationRecord(node="n1", call=hlc + 1, partition="Norway", hlc=hlc, items=(item,)))
     view = StateView(state, node_name="n1", topic="t", members=list, metrics=lambda: {"entries": len(state.entries)})
     return view, state

@@ -216,6 +216,7 @@
   function matchLabel(observation) {
     if (observation.match === "new") return "kept: first seen";
     if (observation.match === "exact") return "dropped: exact duplicate";
+    if (observation.score === null) return "dropped: near-duplicate";
     return "dropped: near-duplicate " + (observation.score * 100).toFixed(0) + "%";
   }
 
@@ -262,7 +263,9 @@
       const match = el("td");
       match.append(el("span", "match " + observation.match, matchLabel(observation)));
       tr.append(
-        el("td", "generated", observation.text),
+        observation.text === null
+          ? el("td", "generated muted", "(detail not kept)")
+          : el("td", "generated", observation.text),
         match,
         el("td", "origin-cell", observation.node + " · " + observation.call),
         el("td", "partition-cell", partitionLabel(observation.partition)),
