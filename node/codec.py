@@ -91,7 +91,9 @@ def encode_record(record: Record) -> bytes:
     if isinstance(record, EntryRecord):
         body: list[Any] = [_ENTRY, record.id, record.text, record.partition, record.origin, record.hlc]
     elif isinstance(record, ObservationRecord):
-        items = [[item.entry_id, _MATCH_CODES[item.match]] for item in record.items]
+        # ids as their 16 raw bytes, not 32 hex digits: observations are kept for ever and are the
+        # bulk of the set (20 items: ~460 B instead of ~780 B)
+        items = [[bytes.fromhex(item.entry_id), _MATCH_CODES[item.match]] for item in record.items]
         body = [_OBSERVATION, record.node, record.call, record.partition, record.hlc, items]
     elif isinstance(record, CapacityRecord):
         body = [_CAPACITY, record.node, record.concurrency, record.hlc]
@@ -230,7 +232,9 @@ def _record_of(body: list[Any]) -> Record:
             match = _MATCH_BY_CODE.get(raw[1]) if isinstance(raw[1], int) and not isinstance(raw[1], bool) else None
             if match is None:
                 raise RecordDecodeError(f"observation.items[{number}] has a bad match kind")
-            items.append(ObservedItem(entry_id=_entry_id(raw[0], f"observation.items[{number}].entry_id"), match=match))
+            if not isinstance(raw[0], bytes) or len(raw[0]) != 16:
+                raise RecordDecodeError(f"observation.items[{number}].entry_id must be 16 bytes")
+            items.append(ObservedItem(entry_id=raw[0].hex(), match=match))
         return ObservationRecord(
             node=_text(body[1], "observation.node", MAX_NAME_CHARS),
             call=_uint(body[2], "observation.call"),

@@ -25,7 +25,7 @@ The versions:
    and the retention of old observation detail need. The step decodes each stored body once
    to fill the column.
 
-3. ``observation_detail(node, call, hlc, body)`` and the index ``observation_detail_by_hlc``:
+3. ``observation_detail(call_key, hlc, body)`` (``detail_row``) and the index ``observation_detail_by_hlc``:
    an observation record keeps only its counts (the entry each item resolved to, and how),
    and what the model wrote moves beside it, where the retention policy can drop it. The step
    rewrites every observation record in the counts-only encoding (its key changes with it:
@@ -39,6 +39,7 @@ fresh one have the same tables, columns and indexes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import time
@@ -61,6 +62,8 @@ __all__ = [
     "migrate_forward",
     "stored_version",
     "record_kind",
+    "detail_row",
+    "stored_stamp",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,13 +120,30 @@ def _kind_of_body(body: bytes) -> str:
 
 
 _DETAIL_TABLE = """CREATE TABLE IF NOT EXISTS observation_detail (
-        node TEXT NOT NULL,                     -- the observation's node, call and hlc name it
-        call INTEGER NOT NULL,
-        hlc INTEGER NOT NULL,
-        body BLOB NOT NULL,                     -- node.codec.encode_detail
-        PRIMARY KEY (node, call, hlc)
+        call_key TEXT PRIMARY KEY,              -- BLAKE2b-128 of the observation's (node, call, hlc)
+        hlc INTEGER NOT NULL,                   -- the observation's stamp (capped to SQLite's integers)
+        body BLOB NOT NULL                      -- node.codec.encode_detail
     )"""
 _DETAIL_INDEX = "CREATE INDEX IF NOT EXISTS observation_detail_by_hlc ON observation_detail(hlc)"
+_SQLITE_MAX_INTEGER = 2**63 - 1  # a stamp may use all 64 bits; SQLite's integers are signed
+
+
+def detail_row(detail: ObservationDetail) -> tuple[str, int, bytes]:
+    """``observation_detail``'s row for ``detail``: its call key, capped stamp and encoding.
+
+    The key is a hash because call numbers and stamps may use all 64 bits (a peer's record is
+    valid with them), past what SQLite's signed integers hold; only the stamp is kept as a
+    number, capped — a stamp that far in the future is never old enough to drop anyway.
+    """
+    call_key = hashlib.blake2b(msgpack.packb(list(detail.call_id)), digest_size=16).hexdigest()
+    return call_key, stored_stamp(detail.hlc), encode_detail(detail)
+
+
+def stored_stamp(hlc: int) -> int:
+    """A hybrid-clock stamp as ``observation_detail.hlc`` holds it (capped to SQLite's integers)."""
+    return min(hlc, _SQLITE_MAX_INTEGER)
+
+
 _V2_MATCH_KINDS = (MatchKind.NEW, MatchKind.EXACT, MatchKind.FUZZY)  # version 2's match codes
 
 
@@ -150,10 +170,8 @@ def _split_observation_detail(connection: sqlite3.Connection) -> None:
                 connection.execute("DELETE FROM records WHERE seq = ?", (seq,))
             detail = ObservationDetail.of(record)
             assert detail is not None  # a version-2 body always had its texts
-            connection.execute(
-                "INSERT OR IGNORE INTO observation_detail(node, call, hlc, body) VALUES (?, ?, ?, ?)",
-                (detail.node, detail.call, detail.hlc, encode_detail(detail)),
-            )
+            connection.execute("INSERT OR IGNORE INTO observation_detail(call_key, hlc, body) VALUES (?, ?, ?)",
+                               detail_row(detail))  # fmt: skip
         last_seq = rows[-1][0]
 
 

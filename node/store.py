@@ -45,9 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from node.codec import RecordDecodeError, decode_detail, decode_record, encode_detail, encode_record, record_key
+from node.codec import RecordDecodeError, decode_detail, decode_record, encode_record, record_key
 from node.errors import NodeError
-from node.migrations import SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, migrate_forward, record_kind
+from node.migrations import (
+    SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, detail_row, migrate_forward, record_kind, stored_stamp,
+)  # fmt: skip
 from node.records import ObservationDetail, ObservationRecord, Record
 
 __all__ = [
@@ -339,8 +341,7 @@ class Store:
         added: list[ObservationDetail] = []
         for detail in details:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO observation_detail(node, call, hlc, body) VALUES (?, ?, ?, ?)",
-                (detail.node, detail.call, detail.hlc, encode_detail(detail)),
+                "INSERT OR IGNORE INTO observation_detail(call_key, hlc, body) VALUES (?, ?, ?)", detail_row(detail)
             )
             if cursor.rowcount:
                 added.append(detail)
@@ -369,7 +370,7 @@ class Store:
         def write() -> int:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute("DELETE FROM observation_detail WHERE hlc < ?", (before_hlc,))
+                cursor = self._db.execute("DELETE FROM observation_detail WHERE hlc < ?", (stored_stamp(before_hlc),))
                 return int(cursor.rowcount)
 
         return await self._run(self._guarded(write))

@@ -54,12 +54,14 @@ from gossip.messages import (
 )
 from gossip.sketch import SKETCH_BYTES
 from node.cluster import cluster_id
-from node.codec import RecordDecodeError, decode_record, encode_record, record_key
+from node.codec import RecordDecodeError, decode_record, encode_detail, encode_record, record_key
 from node.normalize import entry_id
 from node.records import (
     CapacityRecord,
     EntryRecord,
+    ItemDetail,
     MatchKind,
+    ObservationDetail,
     ObservationRecord,
     ObservedItem,
     PlanAction,
@@ -189,8 +191,12 @@ def entry_records(draw: st.DrawFn) -> EntryRecord:
 
 observation_records = st.builds(
     ObservationRecord, node=node_names, call=small_or_huge, partition=labels, hlc=hlcs,
-    items=st.lists(st.builds(ObservedItem, text=texts, entry_id=hex_ids, match=st.sampled_from(MatchKind),
-                             score=st.floats(0.0, 1.0)), max_size=5).map(tuple),
+    items=st.lists(st.builds(ObservedItem, entry_id=hex_ids, match=st.sampled_from(MatchKind)), max_size=5).map(tuple),
+)  # fmt: skip
+# An observation's detail travels beside its record: accepted into the detail table, never the set.
+observation_details = st.builds(
+    ObservationDetail, node=node_names, call=small_or_huge, hlc=hlcs,
+    items=st.lists(st.builds(ItemDetail, text=texts, score=st.floats(0.0, 1.0)), max_size=5).map(tuple),
 )  # fmt: skip
 plan_records = st.one_of(
     st.builds(PlanRecord, action=st.just(PlanAction.SPLIT), partition=labels,
@@ -205,7 +211,7 @@ verdict_records = st.builds(VerdictRecord, entry=hex_ids, real=st.booleans(), no
 records: st.SearchStrategy[Record] = st.one_of(
     entry_records(), observation_records, plan_records, capacity_records, verdict_records
 )
-record_bytes = records.map(encode_record)
+record_bytes = st.one_of(records.map(encode_record), observation_details.map(encode_detail))
 
 # Any msgpack value: what a hostile peer can put wherever a field is expected.
 msgpack_values = st.recursive(

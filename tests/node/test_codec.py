@@ -102,7 +102,9 @@ def test_different_content_has_different_keys() -> None:
         ([1, ENTRY.id, "", "p", "n", 1], "empty"),
         ([1, ENTRY.id, "x", "p", "n", -1], "integer"),
         ([1, ENTRY.id, "x", "p", "n", True], "integer"),
-        ([2, "n", 1, "p", 1, [[ENTRY.id, 9]]], "match kind"),
+        ([2, "n", 1, "p", 1, [[bytes.fromhex(ENTRY.id), 9]]], "match kind"),
+        ([2, "n", 1, "p", 1, [[ENTRY.id, 0]]], "16 bytes"),
+        ([2, "n", 1, "p", 1, [[b"short", 0]]], "16 bytes"),
         ([2, "n", 1, "p", 1, [["a", ENTRY.id, 0, 1.0]]], "2-element"),  # the inline texts of protocol 2
         ([2, "n", 1, "p", 1, "items"], "array"),
         ([7, 1, 2], "unknown record kind"),

@@ -174,3 +174,14 @@ async def test_malformed_detail_is_rejected_and_changes_nothing(tmp_path: Path) 
                msgpack.packb([8, "", 1, 2, []])]  # fmt: skip
         assert list(await exchange.merge(bad)) == [] and exchange.rejected == 3
         assert await store.count_details() == 0 and state.detail_count == 0
+
+
+async def test_detail_with_64_bit_call_numbers_and_stamps_is_kept(tmp_path: Path) -> None:
+    """A valid detail may carry numbers past SQLite's signed integers (found by the gossip fuzzer)."""
+    top = 2**64 - 1
+    detail = ObservationDetail(node="peer", call=top, hlc=top, items=(ItemDetail("Oslo"),))
+    async with await Store.open(tmp_path, topic="t") as store:
+        exchange = RecordExchange(store=store, state=NodeState(), clock=HybridClock())
+        assert list(await exchange.merge([encode_detail(detail)])) == [encode_detail(detail)]
+        assert await store.prune_details(top) == 0  # the capped stamp is never older than a cutoff
+        assert await store.count_details() == 1
