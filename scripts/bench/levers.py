@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine_info()
     plotted = plot(summary, PNG_PATH)
     if not plotted:
-        console.print("matplotlib is not installed: no PNG (pip install matplotlib)")
+        console.print("matplotlib is not installed: no PNG (pip install -e '.[bench]')")
     command = (f"scripts/bench/levers.py --universe {args.universe} --seeds {' '.join(map(str, args.seeds))} "
                f"--budget-per-node {args.budget_per_node} --workers {args.workers}")  # fmt: skip
     markdown = markdown_section(summary, diffs, command=command, budget=budget, seeds=args.seeds, machine=info,
