@@ -180,7 +180,7 @@ def record_problem(record: Record) -> str | None:
         problem = _text_problem(record.text, "entry text")
     elif isinstance(record, ObservationRecord):
         problem = next(
-            (p for item in record.items if (p := _text_problem(item.text, "observed item")) is not None),
+            (p for item in record.detail or () if (p := _text_problem(item.text, "observed item")) is not None),
             None,
         )
     else:
