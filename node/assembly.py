@@ -27,7 +27,7 @@ from gossip.config import GossipConfig
 from node.budget import Budget
 from node.cluster import ClusterMember, TransportFactory
 from node.config import NodeConfig
-from node.estimate import SizeEstimate, StopRule, chao1, combine_groups
+from node.estimate import SizeEstimate, StopRule, chao1, combine_open_groups
 from node.export import ListFileWriter
 from node.global_list import GlobalList
 from node.hlc import HybridClock
@@ -39,6 +39,7 @@ from node.retention import DetailRetention
 from node.state import NodeState
 from node.store import Store, StoreWriteError
 from node.verifier import Verifier
+from partitioning.plan import PartitionPlan
 from partitioning.planner import Planner
 
 __all__ = ["Node", "Progress", "ExhaustionTracker", "exhaustion_estimate", "INCARNATION_CHECK_S"]
@@ -49,29 +50,41 @@ INCARNATION_CHECK_S = 1.0  # how often a refutation's higher incarnation is pers
 DEFAULT_CONCURRENCY = ProducerConfig().concurrency  # a peer's weight until its capacity record arrives
 
 
-def exhaustion_estimate(state: NodeState) -> SizeEstimate:
+def exhaustion_estimate(state: NodeState, plan: PartitionPlan | None = None) -> SizeEstimate:
     """The topic's size from every generated item so far: per-partition Chao1, summed.
 
+    With a ``plan`` only its live leaves count unseen entries: a retired or split partition gets
+    no more calls, so it adds what it observed and nothing remaining (``node.estimate``,
+    "Plan-aware"). Without one (no partitioning) the whole topic is the one live group.
     Costs O(distinct entries), not O(samples); ``ExhaustionTracker`` memoises it.
     """
     by_partition = {partition: chao1(counts.values()) for partition, counts in state.sample_counts().items()}
-    return combine_groups(by_partition, distinct_observed=state.distinct_sampled)
+    live = by_partition.keys() if plan is None else set(plan.live_leaves())
+    return combine_open_groups(by_partition, open_groups=live, distinct_observed=state.distinct_sampled)
 
 
 class ExhaustionTracker:
     """The estimate and the stop rule of one node's state, recomputed only after new observations
-    (the producer asks before every call, the progress display every second)."""
+    or plan events (the producer asks before every call, the progress display every second).
 
-    def __init__(self, state: NodeState, rule: StopRule) -> None:
+    ``plan`` returns the current partition plan (the planner's, memoised there), or None
+    without partitioning.
+    """
+
+    def __init__(
+        self, state: NodeState, rule: StopRule, *, plan: Callable[[], PartitionPlan | None] = lambda: None
+    ) -> None:
         self._state = state
         self._rule = rule
-        self._at_observations = -1
+        self._plan = plan
+        self._at: tuple[int, int] = (-1, -1)  # (observations, plan events) the estimate is of
         self._estimate: SizeEstimate | None = None
 
     def estimate(self) -> SizeEstimate:
-        if self._estimate is None or self._at_observations != self._state.observation_count:
-            self._at_observations = self._state.observation_count
-            self._estimate = exhaustion_estimate(self._state)
+        now = (self._state.observation_count, self._state.plan_count)
+        if self._estimate is None or self._at != now:
+            self._at = now
+            self._estimate = exhaustion_estimate(self._state, self._plan())
         return self._estimate
 
     def reason_to_stop(self) -> str | None:
@@ -232,7 +245,6 @@ class Node:
                 if list_file
                 else None
             )
-            tracker = ExhaustionTracker(state, config.stop)
             clock = HybridClock(wall)
             changed = writer.changed if writer is not None else lambda: None
             exchange = RecordExchange(store=store, state=state, clock=clock, on_change=changed)
@@ -271,6 +283,9 @@ class Node:
                 wall=wall,
             )
             planner = _planner(config, state, store, clock, metered, cluster, committed, changed)
+            tracker = ExhaustionTracker(
+                state, config.stop, plan=(lambda: planner.plan) if planner is not None else (lambda: None)
+            )
             producer = Producer(
                 config=config.producer,
                 backend=metered,

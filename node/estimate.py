@@ -92,8 +92,25 @@ sums run 3–34× (medians) above what more calls find, while whole-topic prompt
 sample shows. ``node.forecast.discovery_forecast`` is the candidate that estimates the defined
 quantity directly from the discovery curve; its measured coverage, before and after the
 empirical calibration of ``spread``, is in docs/benchmarks.md ("Exhaustion estimate"). The
-node still shows Chao1 and stops on it (whole topic) or on its planner (partitioned): see
-that section for why the forecast is not wired in yet.
+node shows the plan-aware Chao1 below and stops on it (whole topic, where it is plain
+stratified Chao1) or on its planner (partitioned): see that section for its measured
+coverage, and for why the forecast is not wired in.
+
+**Plan-aware (issue #6).** That estimand is about *calls*, and with partitioning the planner
+decides where calls go: only to the plan's live leaves. A retired leaf will never be called
+again, and a split partition's calls now go to its children, which estimate what they still
+hold from their own samples. So ``combine_open_groups`` counts the unseen part (Chao1's
+``f1²/2f2`` term) only for groups still open to calls; a closed group contributes what it
+observed and nothing unseen (``closed_group``). Its singletons are real evidence that the
+partition holds more than was seen, but not of anything *more calls* will find there: summed
+regardless, they kept the remaining estimate far above the truth long after the planner had
+closed their partitions (``scripts/bench/estimator.py`` measures both). Without partitioning
+the whole topic is the one live group, and the estimate is exactly the stratified Chao1 above.
+A live leaf without any sample yet (a fresh child) adds nothing until its first call, as before.
+Measured (docs/benchmarks.md, "Exhaustion estimate"): on partitioned runs its centre is nearer
+the truth than the all-partitions sum at every checkpoint, the median ratio to the truth halves
+(33× → 18× held out), and after the last leaf retires it says 0 where the sum said hundreds;
+it is still far above the truth, largely because inventions are singletons in live leaves.
 
 Everything here is a pure function of counts: no I/O, no clock, no randomness.
 """
@@ -102,8 +119,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from types import MappingProxyType
 
@@ -116,7 +133,9 @@ __all__ = [
     "TopicEstimate",
     "abundance_frequencies",
     "chao1",
+    "closed_group",
     "combine_groups",
+    "combine_open_groups",
     "estimate_by_group",
     "estimate_topic",
     "good_turing_coverage",
@@ -321,6 +340,37 @@ def combine_groups(
         confidence=confidence,
         # Groups normally share one calibrated value; report the strongest one applied.
         repeat_suppression=max((e.repeat_suppression for e in estimates), default=0.0),
+    )
+
+
+def closed_group(estimate: SizeEstimate) -> SizeEstimate:
+    """A group no call will sample again (retired, split, off the plan): what it observed, nothing unseen.
+
+    Its counts (``samples``, ``f1``, ``f2``) stay as they were; its estimate, interval and
+    variance collapse onto ``observed``, and its coverage is 1: no further call will draw from
+    it, so nothing undiscovered is left there *for more calls* (the estimand, module docstring).
+    """
+    observed = float(estimate.observed)
+    return replace(estimate, estimate=observed, variance=0.0, low=observed, high=observed, coverage=1.0)
+
+
+def combine_open_groups(
+    by_group: Mapping[str, SizeEstimate],
+    *,
+    open_groups: Container[str],
+    distinct_observed: int | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> SizeEstimate:
+    """``combine_groups`` where only the groups in ``open_groups`` (the plan's live leaves) count unseen entries.
+
+    Every other group is a ``closed_group``: it adds its observed entries and samples, no unseen
+    part, no variance. When every group is open this is ``combine_groups`` exactly; when none
+    is, the estimate is what was observed and the upper bound too.
+    """
+    return combine_groups(
+        {group: estimate if group in open_groups else closed_group(estimate) for group, estimate in by_group.items()},
+        distinct_observed=distinct_observed,
+        confidence=confidence,
     )
 
 

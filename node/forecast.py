@@ -3,7 +3,7 @@
 ``node.estimate``'s docstring defines the quantity (issue #6) and why Chao1 misses it under
 our prompting; ``scripts/bench/estimator.py`` measures this forecast against the simulator's
 truth ("Exhaustion estimate" in docs/benchmarks.md). Its centre is within a few times the
-truth where Chao1 is 16× off, but an interval that holds the truth in 95% of held-out runs is
+truth where the node's plan-aware Chao1 is ~15× off (held out), but an interval that holds the truth in 95% of held-out runs is
 ~200× wide, so the node does not show or stop on it yet; it lives here, measured, for the
 next step (per-leaf forecasts with verification verdicts as the invention discount).
 

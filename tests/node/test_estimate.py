@@ -460,3 +460,111 @@ def test_no_singletons_and_no_doubletons_means_fully_covered(counts: list[int]) 
     assert estimate.coverage == 1.0
     assert estimate.estimate == len(counts)
     assert good_turing_coverage(counts) == 1.0
+
+
+# --- plan-aware estimate (issue #6): unseen entries only where calls still go -------------
+
+from node.assembly import ExhaustionTracker, exhaustion_estimate  # noqa: E402
+from node.estimate import closed_group, combine_open_groups  # noqa: E402
+from node.normalize import entry_id  # noqa: E402
+from node.records import MatchKind, ObservationRecord, ObservedItem, PlanAction, PlanRecord  # noqa: E402
+from node.state import NodeState  # noqa: E402
+from partitioning.plan import PartitionPlan  # noqa: E402
+
+# Group "a": the textbook counts (7.31 unseen); "b": 6 singletons, 1 doubleton (n = 8: 7/8 · 30/4 unseen).
+GROUP_COUNTS = {"a": TEXTBOOK_COUNTS, "b": [1] * 6 + [2]}
+
+
+def test_closed_group_keeps_its_counts_and_has_nothing_unseen():
+    """A closed group's estimate and both bounds are what it observed; its counts are unchanged."""
+    closed = closed_group(chao1(TEXTBOOK_COUNTS))
+    assert (closed.observed, closed.samples, closed.f1, closed.f2) == (20, 39, 10, 5)
+    assert closed.estimate == closed.low == closed.high == 20.0
+    assert closed.remaining == closed.remaining_high == closed.variance == 0.0
+    assert closed.coverage == 1.0
+
+
+@pytest.mark.parametrize(
+    ("open_groups", "remaining", "observed", "high_is_observed"),
+    [
+        ({"a", "b"}, 38 / 39 * 90 / 12 + 7 / 8 * 30 / 4, 27, False),  # all open: combine_groups
+        ({"b"}, 7 / 8 * 30 / 4, 27, False),  # a closed: only b's unseen part
+        ({"a"}, 38 / 39 * 90 / 12, 27, False),
+        (set(), 0.0, 27, True),  # every partition retired: nothing remains, the bound says so
+        ({"c"}, 0.0, 27, True),  # a live leaf with no sample yet adds nothing until its first call
+    ],
+)
+def test_combine_open_groups_counts_unseen_only_in_open_groups(open_groups, remaining, observed, high_is_observed):
+    """Only open groups add unseen entries; every group adds what it observed."""
+    by_group = {group: chao1(counts) for group, counts in GROUP_COUNTS.items()}
+    overall = combine_open_groups(by_group, open_groups=open_groups)
+    assert overall.observed == observed
+    assert overall.samples == 39 + 8
+    assert overall.remaining == pytest.approx(remaining)
+    assert overall.low <= overall.estimate <= overall.high
+    assert (overall.high == observed) is high_is_observed
+
+
+def test_combine_open_groups_with_every_group_open_is_combine_groups():
+    """Nothing closed (the whole topic, or a plan of live leaves only): identical to the stratified estimate."""
+    by_group = {group: chao1(counts) for group, counts in GROUP_COUNTS.items()}
+    assert combine_open_groups(by_group, open_groups=by_group.keys(), distinct_observed=25) == combine_groups(
+        by_group, distinct_observed=25
+    )
+
+
+def _observe(state: NodeState, call: int, partition: str, counts: dict[str, int]) -> None:
+    """One call in ``partition`` generating each name ``count`` times."""
+    items = tuple(
+        ObservedItem(entry_id(name), MatchKind.EXACT) for name, count in counts.items() for _ in range(count)
+    )
+    state.apply(ObservationRecord("n1", call, partition, call, items))
+
+
+def _sampled_state() -> NodeState:
+    """Partition "Europe" with 8 singletons (much unseen), "Asia" with 3 singletons and 3 doubletons."""
+    state = NodeState()
+    _observe(state, 1, "Europe", {f"europe {index}": 1 for index in range(8)} | {"Paris": 2})
+    _observe(state, 2, "Asia", {"Tokyo": 2, "Delhi": 2, "Seoul": 2, "Lima": 1, "Hanoi": 1, "Manila": 1})
+    return state
+
+
+def test_retired_partition_singletons_do_not_count_as_remaining():
+    """Once "Europe" is retired, its 8 singletons stop adding to the node's estimated remaining."""
+    state = _sampled_state()
+    split = PlanRecord(PlanAction.SPLIT, "", ("Europe", "Asia"), "n1", 10, "too many known entries")
+    retire = PlanRecord(PlanAction.RETIRE, "Europe", (), "n1", 11, "dry")
+    europe = chao1([1] * 8 + [2])
+    asia = chao1([2, 2, 2, 1, 1, 1])
+    before = exhaustion_estimate(state, PartitionPlan([split]))
+    after = exhaustion_estimate(state, PartitionPlan([split, retire]))
+    assert before.remaining == pytest.approx(europe.remaining + asia.remaining)
+    assert after.remaining == pytest.approx(asia.remaining)
+    assert after.observed == before.observed == 15
+    assert europe.remaining > 10 * asia.remaining  # the retired partition's singletons dominated
+
+
+def test_split_parent_counts_nothing_unseen_and_whole_topic_is_unchanged():
+    """A split root adds only what it observed; without a plan (or with the root live) the estimate is as before."""
+    state = NodeState()
+    _observe(state, 1, "", {f"item {index}": 1 for index in range(6)} | {"Oslo": 2})
+    whole = combine_groups({"": chao1([1] * 6 + [2])}, distinct_observed=7)
+    assert exhaustion_estimate(state) == whole
+    assert exhaustion_estimate(state, PartitionPlan(())) == whole
+    split = PlanRecord(PlanAction.SPLIT, "", ("North", "South"), "n1", 5, "too many known entries")
+    after_split = exhaustion_estimate(state, PartitionPlan([split]))
+    assert after_split.remaining == 0.0 and after_split.high == 7.0
+    assert whole.remaining > 0.0
+
+
+def test_tracker_recomputes_when_the_plan_changes():
+    """The tracker's memo is keyed on plan events too: a retire with no new call updates the estimate."""
+    state = _sampled_state()
+    split = PlanRecord(PlanAction.SPLIT, "", ("Europe", "Asia"), "n1", 10, "too many known entries")
+    state.apply(split)
+    tracker = ExhaustionTracker(state, StopRule(), plan=lambda: PartitionPlan(state.plan_records()))
+    before = tracker.estimate().remaining
+    state.apply(PlanRecord(PlanAction.RETIRE, "Europe", (), "n1", 11, "dry"))
+    after = tracker.estimate().remaining
+    assert after == pytest.approx(chao1([2, 2, 2, 1, 1, 1]).remaining)
+    assert after < before
