@@ -89,6 +89,8 @@ PROTOCOL_VERSION_ENV = "SWARMLIST_PROTOCOL_VERSION"  # test-only override, see _
 # 1: membership, dissemination, anti-entropy; records of kinds 1-5.
 # 2: records of kinds 6 (usage) and 7 (budget), which a version-1 node refuses as unknown: a mixed
 #    cluster could never reach equal digests, so the two refuse each other at the door instead.
+# 3: observation records counts-only (entry ids as 16 raw bytes; new keys), their texts an item
+#    of kind 8 beside them, pushed but never reconciled (node.codec, node.replication).
 _RELEASED_PROTOCOL_VERSION = 3
 _MAX_PROTOCOL_VERSION = 2**32 - 1
 

@@ -26,6 +26,9 @@ __all__ = ["NodeConfig", "LLMSettings", "check_plain_text"]
 LLMKind = Literal["sim", "openai"]
 
 
+MAX_RETENTION_DAYS = 36_500  # a century: longer is "for ever", which is 0
+
+
 @dataclass(frozen=True, kw_only=True)
 class LLMSettings:
     """Which LLM backend a node uses."""
@@ -136,9 +139,9 @@ class NodeConfig:
             raise ConfigError(f"--web-host {self.web_host[:80]!r} is not a host name or address: {exc}") from exc
         if self.advertise is not None:
             _check_address("--advertise", self.advertise)
-        if not (math.isfinite(self.observation_detail_days) and self.observation_detail_days >= 0):
-            raise ConfigError(f"--observation-detail-days must be a number of days >= 0 (0 = keep for ever), "
-                              f"got {self.observation_detail_days}")  # fmt: skip
+        if not (math.isfinite(self.observation_detail_days) and 0 <= self.observation_detail_days <= MAX_RETENTION_DAYS):
+            raise ConfigError(f"--observation-detail-days must be a number of days in [0, {MAX_RETENTION_DAYS}] "
+                              f"(0 = keep for ever), got {self.observation_detail_days}")  # fmt: skip
         if self.list_debounce_s < 0:
             raise ConfigError("list_debounce_s must be >= 0")
 

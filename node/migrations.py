@@ -31,7 +31,7 @@ The versions:
    rewrites every observation record in the counts-only encoding (its key changes with it:
    protocol version 3 speaks only the new one) and moves its texts and scores to the new table.
 
-Adding version 4 = append a ``Migration(3, ...)`` to ``MIGRATIONS``, change
+Adding version 4 = append a ``Migration(4, ...)`` to ``MIGRATIONS``, change
 ``SCHEMA_STATEMENTS`` to what a fresh database should look like, and extend
 ``_unstamped_version``; tests/node/test_migrations.py checks that a migrated database and a
 fresh one have the same tables, columns and indexes.

@@ -36,10 +36,10 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from gossip.messages import MAX_NAME_CHARS  # the longest label anti-entropy's summaries carry
-from node.normalize import EntryId
+from node.normalize import EntryId, entry_id
 
 __all__ = [
-    "BudgetRecord", "CapacityRecord", "EntryRecord", "ItemDetail", "MatchKind", "ObservationDetail", "ObservedItem",
+    "BudgetRecord", "CapacityRecord", "EntryRecord", "ItemDetail", "MatchKind", "ObservationDetail", "ObservedItem", "detail_fits",
     "ObservationRecord", "PlanAction", "PlanRecord", "Record", "UsageRecord", "VerdictRecord", "index_label",
 ]  # fmt: skip
 
@@ -107,6 +107,16 @@ class ObservationRecord:
 
     def without_detail(self) -> ObservationRecord:
         return self if self.detail is None else replace(self, detail=None)
+
+
+def detail_fits(record: ObservationRecord, detail: tuple[ItemDetail, ...]) -> bool:
+    """Whether ``detail`` can be ``record``'s: one text per item, and every new or exact item's
+    text normalises to the entry it resolved to. A fuzzy item's text cannot be checked (it
+    differs by design); a detail that fails is someone else's, garbled or forged."""
+    if len(detail) != len(record.items):
+        return False
+    return all(item.match is MatchKind.FUZZY or entry_id(text.text) == item.entry_id
+               for item, text in zip(record.items, detail, strict=True))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 
+from gossip.messages import MAX_PAYLOAD_BYTES
 from node.codec import RecordDecodeError, decode_item, encode_detail, encode_record
 from node.hlc import HybridClock
 from node.normalize import entry_id
@@ -81,9 +82,14 @@ class RecordExchange:
     def committed(self, records: Sequence[Record]) -> None:
         """The node committed ``records`` itself: index them and push them (and their detail) to peers."""
         if records:
-            details = [encode_detail(detail) for record in records if isinstance(record, ObservationRecord)
-                       if (detail := ObservationDetail.of(record)) is not None]  # fmt: skip
-            self._publish([*self._indexed(records), *details])
+            self._publish(self._indexed(records))
+            details = [encoded for record in records if isinstance(record, ObservationRecord)
+                       if (detail := ObservationDetail.of(record)) is not None
+                       and len(encoded := encode_detail(detail)) <= MAX_PAYLOAD_BYTES]  # fmt: skip
+            # A detail too big for one gossip payload (hundreds of long items) stays local: it
+            # is best-effort, and the broadcaster refuses an oversized item outright.
+            if details:
+                self._publish(details)
 
     async def fetch(self, keys: Sequence[bytes]) -> Sequence[bytes]:
         """Stored records by key, for anti-entropy (unknown keys are left out)."""
@@ -135,15 +141,19 @@ class RecordExchange:
         return [*indexed, *await self._merge_details(details)]
 
     async def _merge_details(self, details: Sequence[ObservationDetail]) -> list[bytes]:
-        """Keep peers' observation detail; returns the new ones to push on. Best-effort: a disk
-        that refuses it loses only detail, which the set does not depend on."""
-        if not details:
+        """Keep peers' observation detail that fits an observation held here; returns the new
+        ones, to push on. Best-effort: a disk that refuses it loses only detail, which the set
+        does not depend on."""
+        fitting = [detail for detail in details if self._state.fits(detail) and not self._state.has_detail(detail)]
+        if len(fitting) < len(details):
+            log.debug("not keeping %d observation details from peers: known already, or no observation here "
+                      "they fit", len(details) - len(fitting))  # fmt: skip
+        if not fitting:
             return []
         try:
-            added = await self._store.add_details(details)
+            added = await self._store.add_details(fitting)
         except StoreWriteError as exc:
-            log.debug("not keeping %d observation details from peers: %s", len(details), exc)
+            log.debug("not keeping %d observation details from peers: %s", len(fitting), exc)
             return []
-        for detail in added:
-            self._state.apply_detail(detail)
+        added = [detail for detail in added if self._state.apply_detail(detail)]
         return [encode_detail(detail) for detail in added]

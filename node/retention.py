@@ -3,8 +3,8 @@
 An observation record keeps, for each generated item, the entry it resolved to and how — the
 counts the exhaustion estimate and each entry's evidence are computed from — for as long as
 the set lives. Its detail (the text as generated, a fuzzy match's score) only serves the page's
-"why was this dropped" view and is the bulk of the bytes (about 1 KB per call of 20 items),
-so it lives beside the records (``node.store``'s ``observation_detail`` table, ``NodeState``'s
+"why was this dropped" view and is as large again as the counts (~25 B per item each), and
+kept in memory too, so it lives beside the records (``node.store``'s ``observation_detail`` table, ``NodeState``'s
 detail map) and is dropped once older than ``--observation-detail-days``. Dropping it changes
 no record, key or digest: nodes with different retention settings still converge.
 
@@ -32,8 +32,10 @@ _DAY_S = 86_400.0
 
 
 def detail_cutoff(now_s: float, keep_days: float) -> int:
-    """The hybrid-clock stamp before which an observation's detail is older than ``keep_days``."""
-    return hlc_pack(max(0, int((now_s - keep_days * _DAY_S) * 1000)), 0)
+    """The hybrid-clock stamp before which an observation's detail is older than ``keep_days``
+    (0 when that is before the epoch: nothing is that old)."""
+    cutoff_s = now_s - keep_days * _DAY_S
+    return hlc_pack(int(cutoff_s * 1000), 0) if cutoff_s > 0 else 0
 
 
 class DetailRetention:
@@ -82,9 +84,13 @@ class DetailRetention:
         return dropped
 
     async def run(self) -> None:
-        """Check now, then every ``check_s``, until cancelled."""
+        """Check now, then every ``check_s``, until cancelled. A check that fails for any reason
+        is logged and tried again at the next one: the policy must not stop for good silently."""
         if self._keep_days <= 0:
             return
         while True:
-            await self.drop_old()
+            try:
+                await self.drop_old()
+            except Exception:
+                log.exception("dropping old observation detail failed (tried again in %.0f s)", self._check_s)
             await asyncio.sleep(self._check_s)

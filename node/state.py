@@ -30,6 +30,7 @@ from node.records import (
     Record,
     UsageRecord,
     VerdictRecord,
+    detail_fits,
 )
 from node.spend import BudgetLimits, Spend, effective_limits, newer_budget
 
@@ -88,6 +89,8 @@ class NodeState:
         # (node, call, hlc) -> what the model wrote in that call: kept apart from the records
         # (which are stored here without it) so the retention policy can drop it
         self._details: dict[tuple[str, int, int], tuple[ItemDetail, ...]] = {}
+        # (node, call, hlc) -> its observation (stripped): what a peer's detail must fit
+        self._observation_by_call: dict[tuple[str, int, int], ObservationRecord] = {}
         self._entry_listeners: list[Callable[[EntryId], None]] = []
 
     def __repr__(self) -> str:
@@ -142,9 +145,11 @@ class NodeState:
             self.apply(record)
 
     def _apply_observation(self, record: ObservationRecord) -> None:
-        if record.detail is not None:
-            self._details[record.call_id] = record.detail
-            record = record.without_detail()
+        detail = record.detail
+        record = record.without_detail()
+        self._observation_by_call[record.call_id] = record
+        if detail is not None and detail_fits(record, detail):
+            self._details[record.call_id] = detail
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
         seen = self._seen_in[record.partition]
@@ -168,9 +173,26 @@ class NodeState:
         self._calls.append(call)
         self._calls_by_partition[record.partition].append(call)
 
-    def apply_detail(self, detail: ObservationDetail) -> None:
-        """Keep an observation's detail (from a peer; its record may arrive before or after)."""
-        self._details.setdefault(detail.call_id, detail.items)
+    def fits(self, detail: ObservationDetail) -> bool:
+        """Whether ``detail`` belongs to an observation this node holds (``node.records.detail_fits``).
+
+        A peer's detail is taken only then: one for an unknown call could be anything — a
+        forgery that would shut the genuine one out, or a far-future stamp no retention drops.
+        The producer pushes a record and its detail together, records first, so a detail
+        normally finds its record; one that arrives alone is lost on this node (best-effort).
+        """
+        record = self._observation_by_call.get(detail.call_id)
+        return record is not None and detail_fits(record, detail.items)
+
+    def has_detail(self, detail: ObservationDetail) -> bool:
+        return detail.call_id in self._details
+
+    def apply_detail(self, detail: ObservationDetail) -> bool:
+        """Keep a peer's detail if it fits its observation and none is kept yet; True if kept."""
+        if detail.call_id in self._details or not self.fits(detail):
+            return False
+        self._details[detail.call_id] = detail.items
+        return True
 
     def forget_details(self, before_hlc: int) -> int:
         """Drop the detail of observations stamped before ``before_hlc`` (the retention policy);
@@ -332,8 +354,8 @@ class NodeState:
         """
         found: list[tuple[ObservationRecord, ObservedItem, ItemDetail | None]] = []
         for record, index in self._observed.get(entry, ()):
-            detail = self._details.get(record.call_id)
-            item_detail = detail[index] if detail is not None and len(detail) == len(record.items) else None
+            detail = self._details.get(record.call_id)  # kept only when it fits the record
+            item_detail = detail[index] if detail is not None else None
             found.append((record, record.items[index], item_detail))
         return found
 

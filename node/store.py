@@ -50,7 +50,7 @@ from node.errors import NodeError
 from node.migrations import (
     SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, detail_row, migrate_forward, record_kind, stored_stamp,
 )  # fmt: skip
-from node.records import ObservationDetail, ObservationRecord, Record
+from node.records import ObservationDetail, ObservationRecord, Record, detail_fits
 
 __all__ = [
     "Store",
@@ -350,8 +350,8 @@ class Store:
     async def add_details(self, details: Sequence[ObservationDetail]) -> list[ObservationDetail]:
         """Keep observations' detail (from peers) in one transaction; returns those not kept before.
 
-        Detail is not a record of the set: one whose observation has not arrived yet is kept all
-        the same and joins it when it does (or at the next start).
+        Detail is not a record of the set; the caller keeps only detail that fits an observation
+        it holds (``NodeState.fits``).
         """
         if not details:
             return []
@@ -549,7 +549,7 @@ def _with_detail(record: Record, details: dict[tuple[str, int, int], Observation
     if not isinstance(record, ObservationRecord):
         return record
     detail = details.get(record.call_id)
-    if detail is None or len(detail.items) != len(record.items):
+    if detail is None or not detail_fits(record, detail.items):
         return record
     return ObservationRecord(node=record.node, call=record.call, partition=record.partition, hlc=record.hlc,
                              items=record.items, detail=detail.items)  # fmt: skip

@@ -169,6 +169,6 @@ def test_observation_detail_retention_is_an_option_with_env_and_a_clear_error() 
     from_env = CliRunner().invoke(node_cli.main, ["--topic", "x", "--print-config"],
                                   env={"SWARMLIST_OBSERVATION_DETAIL_DAYS": "7"})  # fmt: skip
     assert from_env.exit_code == 0 and "observation_detail_days=7.0" in from_env.output, from_env.output
-    for bad in ("-1", "nan", "inf", "soon"):
+    for bad in ("-1", "nan", "inf", "soon", "1e305"):
         refused = CliRunner().invoke(node_cli.main, ["--topic", "x", "--print-config", "--observation-detail-days", bad])
         assert refused.exit_code == 2 and "observation-detail-days" in refused.output, (bad, refused.output)

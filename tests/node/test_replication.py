@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from gossip.messages import MAX_NAME_CHARS
 from node.codec import MAX_PARTITION_CHARS, encode_detail, encode_record, record_key
@@ -132,17 +133,20 @@ async def test_a_local_observation_is_published_with_its_detail_and_only_the_rec
     assert indexed == [bytes.fromhex(record_key(encode_record(record)))]
 
 
-async def test_a_peers_detail_is_kept_pushed_on_once_and_shown_whichever_arrives_first(tmp_path: Path) -> None:
-    """Detail before its record, or after: the state shows the texts; a repeat is not pushed on."""
+async def test_a_peers_detail_is_kept_with_its_record_and_pushed_on_once(tmp_path: Path) -> None:
+    """A detail arriving with or after its record is kept, shown and pushed on once; one for a
+    call this node does not hold is neither kept nor pushed on (it could be anything)."""
     record = _observation("peer", 3, ("Oslo",))
     detail = ObservationDetail.of(record)
     assert detail is not None
     async with await Store.open(tmp_path, topic="t") as store:
         state = NodeState()
         exchange = RecordExchange(store=store, state=state, clock=HybridClock())
-        assert list(await exchange.merge([encode_detail(detail)])) == [encode_detail(detail)]
-        assert list(await exchange.merge([encode_detail(detail)])) == []
-        assert list(await exchange.merge([encode_record(record)])) == [encode_record(record)]
+        assert list(await exchange.merge([encode_detail(detail)])) == []  # before its record: dropped
+        assert await store.count_details() == 0
+        pushed = list(await exchange.merge([encode_record(record), encode_detail(detail)]))
+        assert pushed == [encode_record(record), encode_detail(detail)]
+        assert list(await exchange.merge([encode_detail(detail)])) == []  # a repeat
         [(_, item, shown)] = state.observations_of(entry_id("Oslo"))
         assert item.match is MatchKind.NEW and shown == ItemDetail("OSLO")
         assert await store.count() == 1 and await store.count_details() == 1  # the detail is no record
@@ -151,18 +155,42 @@ async def test_a_peers_detail_is_kept_pushed_on_once_and_shown_whichever_arrives
         assert loaded.detail == (ItemDetail("OSLO"),)  # type: ignore[union-attr]
 
 
-async def test_a_detail_that_does_not_fit_its_record_is_never_shown(tmp_path: Path) -> None:
-    """A peer's detail with another number of items than the record's is kept apart, never mis-attached."""
+@pytest.mark.parametrize(
+    "items",
+    [
+        (ItemDetail("Tromsø"),),  # another number of items
+        (ItemDetail("Tromsø"), ItemDetail("Bergen")),  # a new item's text that is not its entry's
+    ],
+)
+async def test_a_detail_that_does_not_fit_its_record_is_refused_and_cannot_shut_out_the_real_one(
+    tmp_path: Path, items: tuple[ItemDetail, ...]
+) -> None:
+    """A forged or garbled detail for a real call is refused, so the genuine one still gets in."""
     record = _observation("peer", 3, ("Oslo", "Bergen"))
-    wrong = ObservationDetail(node="peer", call=3, hlc=7, items=(ItemDetail("Tromsø"),))
+    wrong = ObservationDetail(node="peer", call=3, hlc=7, items=items)
+    genuine = ObservationDetail.of(record)
+    assert genuine is not None
     async with await Store.open(tmp_path, topic="t") as store:
         state = NodeState()
         exchange = RecordExchange(store=store, state=state, clock=HybridClock())
-        await exchange.merge([encode_detail(wrong), encode_record(record)])
+        assert list(await exchange.merge([encode_record(record), encode_detail(wrong)])) == [encode_record(record)]
         assert [shown for _, _, shown in state.observations_of(entry_id("Oslo"))] == [None]
+        assert list(await exchange.merge([encode_detail(genuine)])) == [encode_detail(genuine)]
+        assert [shown for _, _, shown in state.observations_of(entry_id("Oslo"))] == [ItemDetail("OSLO")]
+
+
+async def test_a_detail_too_big_for_a_gossip_payload_stays_local_and_the_record_still_goes(tmp_path: Path) -> None:
+    """Hundreds of long items make a detail over the payload bound: the record is pushed, the detail kept locally."""
+    texts = tuple(f"{'Ä' * 120} {number}" for number in range(300))
+    record = _observation("me", 1, texts)
+    published: list[bytes] = []
     async with await Store.open(tmp_path, topic="t") as store:
-        [loaded] = await store.load_records()
-        assert loaded == record and loaded.detail is None  # type: ignore[union-attr]
+        exchange = RecordExchange(store=store, state=NodeState(), clock=HybridClock())
+        exchange.connect(published.extend)
+        assert await store.add([record]) == [record]
+        exchange.committed([record])
+        assert published == [encode_record(record)]
+        assert await store.count_details() == 1
 
 
 async def test_malformed_detail_is_rejected_and_changes_nothing(tmp_path: Path) -> None:
@@ -179,9 +207,12 @@ async def test_malformed_detail_is_rejected_and_changes_nothing(tmp_path: Path) 
 async def test_detail_with_64_bit_call_numbers_and_stamps_is_kept(tmp_path: Path) -> None:
     """A valid detail may carry numbers past SQLite's signed integers (found by the gossip fuzzer)."""
     top = 2**64 - 1
+    record = ObservationRecord(node="peer", call=top, partition="", hlc=top,
+                               items=(ObservedItem(entry_id("Oslo"), MatchKind.NEW),))  # fmt: skip
     detail = ObservationDetail(node="peer", call=top, hlc=top, items=(ItemDetail("Oslo"),))
     async with await Store.open(tmp_path, topic="t") as store:
         exchange = RecordExchange(store=store, state=NodeState(), clock=HybridClock())
+        await exchange.merge([encode_record(record)])
         assert list(await exchange.merge([encode_detail(detail)])) == [encode_detail(detail)]
         assert await store.prune_details(top) == 0  # the capped stamp is never older than a cutoff
         assert await store.count_details() == 1

@@ -105,3 +105,38 @@ async def test_the_periodic_check_drops_detail_as_it_ages(tmp_path: Path) -> Non
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+class _FlakyStore:
+    """A store whose first delete fails with an error nobody planned for, then works."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def prune_details(self, before_hlc: int) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("disk controller said something odd")
+        return 0
+
+
+async def test_the_periodic_check_survives_an_unexpected_error_and_says_so(caplog) -> None:  # type: ignore[no-untyped-def]
+    """An error that is not a refusing disk is logged with its traceback; the next check still runs."""
+    store = _FlakyStore()
+    retention = DetailRetention(store=store, state=NodeState(), keep_days=30, wall=lambda: NOW_S,  # type: ignore[arg-type]
+                                check_s=0.01)  # fmt: skip
+    task = asyncio.create_task(retention.run())
+    try:
+        for _ in range(200):
+            if store.calls >= 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert store.calls >= 3
+    assert any("dropping old observation detail failed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_retention_period_past_the_epoch_keeps_everything() -> None:
+    assert detail_cutoff(NOW_S, 36_500) == 0 and detail_cutoff(NOW_S, 1e305) == 0
