@@ -27,7 +27,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from node.aio import first_of
 from node.budget import Budget, BudgetSpent
@@ -42,7 +42,7 @@ from node.state import NodeState
 from node.store import Store, StoreWriteError
 from node.verifier import Verifier
 
-__all__ = ["ProducerConfig", "Producer", "ProducerStats", "PartitionSource", "WholeTopic"]
+__all__ = ["ProducerConfig", "Producer", "ProducerStats", "PartitionSource", "AskSizer", "WholeTopic"]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,14 @@ class PartitionSource(Protocol):
         """The known entries for the prompt, most useful first."""
 
 
+@runtime_checkable
+class AskSizer(Protocol):
+    """A partition source that sizes each call's ask (``partitioning.Planner``: the adaptive ask)."""
+
+    def items_to_ask(self, partition: str) -> int:
+        """Items the next call on ``partition`` asks for (at most ``items_per_call``)."""
+
+
 class WholeTopic:
     """No partitioning: every call is about the whole topic."""
 
@@ -165,6 +173,7 @@ class Producer:
         self._clock = clock
         self._topic = topic
         self._partitions = partitions or WholeTopic(state, by_frequency=config.known_by_frequency)
+        self._ask_sizer = self._partitions if isinstance(self._partitions, AskSizer) else None
         self._verifier = verifier
         self._budget = budget  # the network budget: no call starts once it is reached (node.budget)
         self._should_stop = should_stop
@@ -320,7 +329,7 @@ class Producer:
             topic=self._topic,
             partition=[label for label in partition.split(PARTITION_SEPARATOR) if label] if partition else [],
             known=self._partitions.known_for(partition),
-            count=self._config.items_per_call,
+            count=self._items_to_ask(partition),
             known_budget_tokens=self._config.known_budget_tokens,
         )
         parser = StreamingParser()
@@ -357,6 +366,11 @@ class Producer:
             self._consecutive_failures = 0
             return 0.0
         return self._after_failure(call, failure)
+
+    def _items_to_ask(self, partition: str) -> int:
+        if self._ask_sizer is None:
+            return self._config.items_per_call
+        return max(1, min(self._config.items_per_call, self._ask_sizer.items_to_ask(partition)))
 
     def _after_verification(self, failure: LLMError | None) -> float:
         """Back off after a failed verification call (the verifier counted and logged it)."""

@@ -7,6 +7,7 @@ parts get and when a part is judged done. The defaults are reasoned in the field
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +35,14 @@ class PartitionConfig:
     low_yield_share: float = 0.4  # fresh entries per item asked below this = low yield:
     # split the leaf if it is big enough, retire it otherwise (a call then costs > 3× per new entry)
     explore_prior: float = 1.0  # expected new per item asked of a leaf with no calls yet (optimistic)
+    # The adaptive ask (partitioning.ask): a call asks ceil(ask_gain × the leaf's recent fresh
+    # entries per call) items, within min_ask..items_per_call — a nearly dry leaf is probed with
+    # small asks, since a model asked for more than it knows invents the rest (arXiv 2405.02732).
+    # Off: every call asks items_per_call. Smaller asks cut inventions but find the leaf's last
+    # real entries more slowly; too small a min_ask makes each probe's yield noisy.
+    adaptive_ask: bool = False
+    ask_gain: float = 2.5  # items asked per fresh entry expected (1 / low_yield_share: asks shrink where yield is low)
+    min_ask: int = 5  # the smallest ask
     # How entries found in a partition before it was split reach its children's prompts:
     # "route" — down alphabetical splits by initial, and below a semantic split once a child's
     # call generates them (one repeat each); "inherit" — what cannot be routed goes into every
@@ -56,6 +65,8 @@ class PartitionConfig:
             raise ConfigError(f"parent_entries must be route, inherit or none, got {self.parent_entries!r}")
         if not 0.0 <= self.low_yield_share <= 1.0 or not 0.0 <= self.explore_prior <= 1.0:
             raise ConfigError("low_yield_share and explore_prior must be within [0, 1]")
+        if not (math.isfinite(self.ask_gain) and self.ask_gain > 0) or self.min_ask < 1:
+            raise ConfigError(f"ask_gain must be > 0 and min_ask >= 1, got {self.ask_gain} and {self.min_ask}")
 
     @classmethod
     def off(cls) -> PartitionConfig:

@@ -36,6 +36,7 @@ from node.prompts import PromptTemplates, build_split_prompt, estimate_tokens
 from node.records import PlanAction, PlanRecord, Record
 from node.state import NodeState
 from node.store import Store
+from partitioning.ask import ask_for, window_asked
 from partitioning.assign import assign, owner_of
 from partitioning.config import PartitionConfig
 from partitioning.context import PartitionContext, path_letters
@@ -205,7 +206,16 @@ class Planner:
             known_tokens=known_tokens,
             remaining=remaining,
             can_split=leaf not in self._unsplittable,
-        )
+            # per item really asked: with the adaptive ask the window's calls asked fewer
+            recent_asked=window_asked([call.fresh for call in calls[-2 * self._config.window_calls :]],
+                                      self._config, self._items_per_call)
+            if recent and self._config.adaptive_ask else None,
+        )  # fmt: skip
+
+    def items_to_ask(self, partition: str) -> int:
+        """Items the next call on ``partition`` asks for: fewer as its recent yield falls (``partitioning.ask``)."""
+        recent = self._state.calls_in(partition)[-self._config.window_calls :]
+        return ask_for([call.fresh for call in recent], self._config, self._items_per_call)
 
     def expected_new(self, leaf: str) -> float:
         stats = self.leaf_stats(leaf, with_context=False)

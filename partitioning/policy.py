@@ -42,6 +42,8 @@ class LeafStats:
     known_tokens: int  # prompt tokens they take
     remaining: float = 0.0  # Chao1's estimate of entries not seen yet, from its calls' repeat counts
     can_split: bool = True  # False once a split found no usable labels and no letters to divide
+    recent_asked: int | None = None  # items the window's calls asked in all (partitioning.ask);
+    # None = recent_calls × items_per_call, every call asked the full count
 
 
 class Verdict(StrEnum):
@@ -67,7 +69,8 @@ def judge(stats: LeafStats, config: PartitionConfig, items_per_call: int) -> Dec
         )
     if stats.recent_calls < config.window_calls:
         return Decision(Verdict.KEEP, "too few calls to judge")
-    share = stats.recent_new / (stats.recent_calls * items_per_call)
+    asked = stats.recent_asked if stats.recent_asked is not None else stats.recent_calls * items_per_call
+    share = stats.recent_new / max(1, asked)
     if share >= config.low_yield_share:
         return Decision(Verdict.KEEP, f"yield {share:.2f} new per item asked")
     yield_text = f"{stats.recent_new / stats.recent_calls:.1f} new per call over the last {stats.recent_calls}"
