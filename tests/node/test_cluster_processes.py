@@ -16,18 +16,31 @@ pytestmark = pytest.mark.slow
 KEY_ARGS = ("--cluster-key", "0123456789abcdef-test-key")
 
 
-def _start(nodes: list[NodeProcess], data_dir: Path, *args: str, topic: str = "countries of the world") -> NodeProcess:
+def _spawn(nodes: list[NodeProcess], data_dir: Path, *args: str, topic: str = "countries of the world") -> NodeProcess:
     node = NodeProcess(data_dir, "--sim-time-scale", "0.5", *args, topic=topic)
     nodes.append(node)
+    return node
+
+
+def _start(nodes: list[NodeProcess], data_dir: Path, *args: str, topic: str = "countries of the world") -> NodeProcess:
+    node = _spawn(nodes, data_dir, *args, topic=topic)
     node.wait_started()
     return node
+
+
+def _start_together(*spawned: NodeProcess) -> None:
+    """Wait until each of nodes spawned at once serves: a start is mostly CPU-bound imports, so
+    nodes that only need the seed's address start together, not in turn."""
+    for node in spawned:
+        node.wait_started()
 
 
 def test_three_nodes_join_detect_a_death_and_readmit_the_restarted_node(tmp_path: Path, nodes: list[NodeProcess]) -> None:
     """Joined via --seed, all see 3 alive; a SIGKILLed node is declared dead; restarted, it is alive again."""
     first = _start(nodes, tmp_path / "a", *KEY_ARGS)
-    second = _start(nodes, tmp_path / "b", *KEY_ARGS, "--seed", first.address)
-    third = _start(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address)
+    second = _spawn(nodes, tmp_path / "b", *KEY_ARGS, "--seed", first.address)
+    third = _spawn(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address)
+    _start_together(second, third)
     names = {node.name() for node in (first, second, third)}
     for node in (first, second, third):
         eventually(lambda node=node: node.members() == dict.fromkeys(names, "alive"), message=f"{node.url} sees all alive")
@@ -45,8 +58,9 @@ def test_wrong_key_and_another_topic_are_refused_and_change_nothing(tmp_path: Pa
     """A node with the wrong cluster key or another topic cannot join; the cluster's view is unchanged."""
     first = _start(nodes, tmp_path / "a", *KEY_ARGS)
     before = first.members()
-    wrong_key = _start(nodes, tmp_path / "b", "--cluster-key", "another-secret-of-16+", "--seed", first.address)
-    other_topic = _start(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address, topic="rivers of the world")
+    wrong_key = _spawn(nodes, tmp_path / "b", "--cluster-key", "another-secret-of-16+", "--seed", first.address)
+    other_topic = _spawn(nodes, tmp_path / "c", *KEY_ARGS, "--seed", first.address, topic="rivers of the world")
+    _start_together(wrong_key, other_topic)
     for stranger, reason in ((wrong_key, "refused"), (other_topic, "belongs to cluster")):
         eventually(lambda s=stranger: "could not join the cluster" in s.output, message="join refused")
         assert reason in stranger.output
@@ -57,8 +71,9 @@ def test_wrong_key_and_another_topic_are_refused_and_change_nothing(tmp_path: Pa
 def test_entries_found_on_each_node_reach_every_node(tmp_path: Path, nodes: list[NodeProcess]) -> None:
     """Dissemination: every node's own entries appear on all three, and the lists converge."""
     first = _start(nodes, tmp_path / "a", *KEY_ARGS, "--rng-seed", "1")
-    others = [_start(nodes, tmp_path / name, *KEY_ARGS, "--seed", first.address, "--rng-seed", str(seed))
+    others = [_spawn(nodes, tmp_path / name, *KEY_ARGS, "--seed", first.address, "--rng-seed", str(seed))
               for name, seed in (("b", 2), ("c", 3))]  # fmt: skip
+    _start_together(*others)
     everyone = [first, *others]
     names = {node.name() for node in everyone}
 
