@@ -45,6 +45,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from node.aio import first_of
 from node.codec import MAX_BUDGET, MAX_CALL_TOKENS
 from node.errors import ConfigError, LLMError, LLMRateLimited, NodeError
 from node.hlc import HybridClock
@@ -55,7 +56,7 @@ from node.spend import BudgetLimits
 from node.state import NodeState
 from node.store import Store
 
-__all__ = ["Budget", "BudgetConfig", "BudgetSpent", "BudgetStats", "MeteredBackend", "estimate_tokens"]
+__all__ = ["Budget", "BudgetConfig", "BudgetSpent", "BudgetStats", "MeteredBackend", "StartAbandoned", "estimate_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class BudgetSpent(NodeError):
 
     Not an ``LLMError``: nothing failed and retrying cannot help — the node stops producing.
     """
+
+
+class StartAbandoned(BudgetSpent):
+    """The node is stopping: a call waiting for its start slot gave up; it was never sent."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +141,7 @@ class Budget:
         self._limits_seen = BudgetLimits()
         self.rate = StartRate(ceiling_per_min=config.max_calls_per_minute, now=now, config=aimd)
         self.stats = BudgetStats()
+        self._stopping = asyncio.Event()
 
     def __repr__(self) -> str:
         spend = self._state.spend()
@@ -209,10 +215,13 @@ class Budget:
     async def admit(self) -> float:
         """Wait until this node may start a call, and count it in flight; returns its start time.
 
-        Raises ``BudgetSpent`` if the network budget leaves no room (checked again after every wait).
+        Raises ``BudgetSpent`` if the network budget leaves no room (checked again after every wait),
+        ``StartAbandoned`` once ``stop_waiting`` was called.
         """
         waited = False
         while True:
+            if self._stopping.is_set():
+                raise StartAbandoned("the node is stopping")
             reason = self.spent_reason()
             if reason is not None:
                 self.stats.refused += 1
@@ -224,11 +233,19 @@ class Budget:
                 self.stats.rate_waits += 1
                 waited = True
             self.stats.waited_s += wait_s
-            await self._sleep(wait_s)
+            await first_of(self._sleep(wait_s), self._stopping.wait())
         self._in_flight += 1
         self.stats.admitted += 1
         self.stats.high_water_calls = max(self.stats.high_water_calls, self._state.spend().calls + self._in_flight)
         return self.rate.started()
+
+    def stop_waiting(self) -> None:
+        """The node is stopping: calls waiting for a start slot give up now, and none starts after.
+
+        Without this a stop on a rate-limited node waits for the next slot (up to the producer's
+        stop grace) before it can end, though the call would never have been sent.
+        """
+        self._stopping.set()
 
     def abandon(self) -> None:
         """An admitted call was cancelled before it ended: no record (nothing is known of its cost)."""

@@ -222,6 +222,8 @@ class Producer:
         await first_of(stop.wait(), asyncio.shield(all_done))
         if all_done.done():
             return
+        if self._budget is not None:
+            self._budget.stop_waiting()  # calls waiting for a start slot were never sent: no grace needed
         _, late = await asyncio.wait(workers, timeout=self._config.stop_grace_s)
         for task in late:
             task.cancel()

@@ -24,7 +24,6 @@ from node import log_filters
 from node.config import NodeConfig
 from node.fault_injection import FaultInjector
 from node.llm.base import LLMBackend
-from node.llm.openai_backend import OpenAIBackend
 from node.llm.sim.backend import SimulatedBackend
 from node.llm.sim.model import SimulatedModel
 from node.llm.sim.params import SimParams
@@ -46,6 +45,10 @@ def build_backend(config: NodeConfig) -> LLMBackend:
         params = SimParams().replace(time_scale=llm.time_scale)
         model = SimulatedModel(load_universe(llm.universe), params, knowledge_seed=llm.rng_seed)
         return SimulatedBackend(model, seed=llm.rng_seed)
+    # Imported here: the openai package takes ~0.6 s of CPU to import, a third of a node's start,
+    # and a node on the simulated LLM never needs it.
+    from node.llm.openai_backend import OpenAIBackend
+
     return OpenAIBackend(llm.openai_config(concurrency=config.producer.concurrency))
 
 

@@ -392,3 +392,26 @@ async def test_a_budget_full_only_counting_calls_in_flight_is_a_wait_not_a_stop(
     assert harness.state.spend().tokens == 8_400
     assert harness.budget.spent_reason() is None and harness.budget.exhausted_reason() is None
     await harness.store.aclose()
+
+
+async def test_a_stop_does_not_wait_for_the_next_start_slot(tmp_path: Path) -> None:
+    """1 call a minute, two workers: after the first call both wait for a slot a minute away; a stop
+    ends the run at once — not after the 30 s stop grace — and no call is counted for the waits."""
+    async with await Store.open(tmp_path, topic=TOPIC, inline=True) as store:
+        state = NodeState()
+        budget = Budget(BudgetConfig(max_calls_per_minute=1), state=state, store=store, clock=HybridClock())
+        await budget.announce()
+        backend = make_backend(sleep=RecordingSleep())
+        producer = Producer(config=ProducerConfig(concurrency=2, stop_grace_s=30.0), backend=budget.wrap(backend),
+                            store=store, state=state, clock=HybridClock(), topic=TOPIC, budget=budget)  # fmt: skip
+        stop = asyncio.Event()
+        run = asyncio.create_task(producer.run(stop))
+        while state.spend().calls < 1 or budget.stats.rate_waits < 1:
+            await asyncio.sleep(0.01)
+        stopped_at = asyncio.get_running_loop().time()
+        stop.set()
+        reason = await asyncio.wait_for(run, timeout=60)
+        took_s = asyncio.get_running_loop().time() - stopped_at
+    assert reason == "stopped" and backend.calls == 1 == state.spend().calls
+    assert took_s < 5.0, f"the stop waited {took_s:.1f} s for a start slot (grace 30 s)"
+    assert budget.stats.refused == 0

@@ -37,8 +37,7 @@ TOPIC = "cities of Europe"
 SECTION = "ops: multi-host (network namespaces)"
 CALLS_PER_MINUTE = 30  # per node: a call every 2 s, so five nodes keep producing all through the test
 # One call at a time: at this rate (a call takes ~50 ms) production is the same as with the
-# default two, but a SIGTERM'd node's producer waits for its pending call slots before it stops
-# (the start-rate wait does not watch the stop), and with two workers that is up to 4 s a restart.
+# default two, and a stop has one call fewer to settle.
 CONCURRENCY = 1
 RESTART_CALLS = 3  # each restarted node makes a few calls more, then production ends and the sets settle
 MIN_PARTITION_S = 3.0  # long enough for the cut-off host to lose sight of the others too
