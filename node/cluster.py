@@ -27,7 +27,7 @@ from gossip.errors import JoinError
 from gossip.http_transport import AiohttpTransport
 from gossip.membership import MemberInfo, Membership, MembershipDelegate, Resolver
 from gossip.messages import Message, Payloads
-from gossip.probing import Reachability
+from gossip.probing import Reachability, confirmed_reachability
 from gossip.transport import Sender, Transport
 from node.normalize import normal_form
 from node.server import NodeServer
@@ -121,6 +121,7 @@ class ClusterMember:
         self._join_task: asyncio.Task[None] | None = None
         self.join_error: JoinError | None = None
         self.reachability: Reachability | None = None  # what peers said after the join
+        self._probe_interval_s = config.probe_interval_s  # the pause between reachability checks
 
     def __repr__(self) -> str:
         return f"<ClusterMember {self.cluster} {self.membership!r}>"
@@ -159,13 +160,15 @@ class ClusterMember:
     async def _check_reachable(self) -> None:
         """Peers tell us whether they reach us where we advertise: say it loudly if not, since
         they will otherwise suspect and declare this node dead over and over, for no visible reason."""
-        found = await self.membership.check_reachable()
+        found, checks = await confirmed_reachability(
+            self.membership.check_reachable, pause=lambda: asyncio.sleep(self._probe_interval_s)
+        )
         self.reachability = found
         if found.unreachable:
             log.error(
-                "peers cannot reach this node at %s: %s tried and got no answer. They will declare it dead; "
-                "set --advertise to an address they can reach (and check --host and firewalls)",
-                found.address, ", ".join(found.unreached),
+                "peers cannot reach this node at %s: %s tried and got no answer (%d checks). They will declare it "
+                "dead; set --advertise to an address they can reach (and check --host and firewalls)",
+                found.address, ", ".join(found.unreached), checks,
             )  # fmt: skip
         elif found.unreached:
             log.warning("some peers cannot reach this node at %s: %s could not, %s could", found.address,
