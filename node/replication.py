@@ -144,7 +144,7 @@ class RecordExchange:
         """Keep peers' observation detail that fits an observation held here; returns the new
         ones, to push on. Best-effort: a disk that refuses it loses only detail, which the set
         does not depend on."""
-        fitting = [detail for detail in details if self._state.fits(detail) and not self._state.has_detail(detail)]
+        fitting = [detail for detail in details if self._state.wants_detail(detail)]
         if len(fitting) < len(details):
             log.debug("not keeping %d observation details from peers: known already, or no observation here "
                       "they fit", len(details) - len(fitting))  # fmt: skip
@@ -155,5 +155,6 @@ class RecordExchange:
         except StoreWriteError as exc:
             log.debug("not keeping %d observation details from peers: %s", len(fitting), exc)
             return []
-        added = [detail for detail in added if self._state.apply_detail(detail)]
+        for detail in added:
+            self._state.keep_detail(detail)
         return [encode_detail(detail) for detail in added]

@@ -145,10 +145,12 @@ class NodeState:
             self.apply(record)
 
     def _apply_observation(self, record: ObservationRecord) -> None:
+        # A record arrives with its detail only from this node's producer or its own store,
+        # which holds only detail that fitted: no need to check it again on this hot path.
         detail = record.detail
         record = record.without_detail()
         self._observation_by_call[record.call_id] = record
-        if detail is not None and detail_fits(record, detail):
+        if detail is not None:
             self._details[record.call_id] = detail
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
@@ -173,26 +175,23 @@ class NodeState:
         self._calls.append(call)
         self._calls_by_partition[record.partition].append(call)
 
-    def fits(self, detail: ObservationDetail) -> bool:
-        """Whether ``detail`` belongs to an observation this node holds (``node.records.detail_fits``).
+    def wants_detail(self, detail: ObservationDetail) -> bool:
+        """Whether to keep a peer's ``detail``: none is kept for its call yet, and it fits an
+        observation this node holds (``node.records.detail_fits``).
 
-        A peer's detail is taken only then: one for an unknown call could be anything — a
-        forgery that would shut the genuine one out, or a far-future stamp no retention drops.
-        The producer pushes a record and its detail together, records first, so a detail
-        normally finds its record; one that arrives alone is lost on this node (best-effort).
+        One for an unknown call could be anything — a forgery that would shut the genuine one
+        out, or a far-future stamp no retention drops. The producer pushes a record and its
+        detail together, records first, so a detail normally finds its record; one that
+        arrives alone is lost on this node (best-effort).
         """
+        if detail.call_id in self._details:
+            return False
         record = self._observation_by_call.get(detail.call_id)
         return record is not None and detail_fits(record, detail.items)
 
-    def has_detail(self, detail: ObservationDetail) -> bool:
-        return detail.call_id in self._details
-
-    def apply_detail(self, detail: ObservationDetail) -> bool:
-        """Keep a peer's detail if it fits its observation and none is kept yet; True if kept."""
-        if detail.call_id in self._details or not self.fits(detail):
-            return False
+    def keep_detail(self, detail: ObservationDetail) -> None:
+        """Keep a peer's detail that ``wants_detail`` accepted (and the store committed)."""
         self._details[detail.call_id] = detail.items
-        return True
 
     def forget_details(self, before_hlc: int) -> int:
         """Drop the detail of observations stamped before ``before_hlc`` (the retention policy);

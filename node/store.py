@@ -50,7 +50,7 @@ from node.errors import NodeError
 from node.migrations import (
     SCHEMA_STATEMENTS, SCHEMA_VERSION, MigrationFailed, detail_row, migrate_forward, record_kind, stored_stamp,
 )  # fmt: skip
-from node.records import ObservationDetail, ObservationRecord, Record, detail_fits
+from node.records import ObservationDetail, ObservationRecord, Record
 
 __all__ = [
     "Store",
@@ -545,11 +545,13 @@ def _write_failure(exc: sqlite3.Error, db_path: Path) -> StoreError:
 
 
 def _with_detail(record: Record, details: dict[tuple[str, int, int], ObservationDetail]) -> Record:
-    """An observation with its kept detail attached (when it matches the record's items)."""
+    """An observation with its kept detail attached. Only detail that fitted its record is ever
+    stored (``NodeState.wants_detail``), so a start checks just the item count — not every
+    text's entry id again, which would cost a normalisation per item ever generated."""
     if not isinstance(record, ObservationRecord):
         return record
     detail = details.get(record.call_id)
-    if detail is None or not detail_fits(record, detail.items):
+    if detail is None or len(detail.items) != len(record.items):
         return record
     return ObservationRecord(node=record.node, call=record.call, partition=record.partition, hlc=record.hlc,
                              items=record.items, detail=detail.items)  # fmt: skip

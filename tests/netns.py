@@ -41,10 +41,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 __all__ = [
+    "network_for_test",
     "NETNS_PREFIX",
     "ROOT_REQUIRED",
     "Bridge",
@@ -376,3 +380,15 @@ class NamespaceProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
+
+
+@contextmanager
+def network_for_test(hosts: int) -> Iterator[NamespaceNetwork]:
+    """``hosts`` namespace hosts on one bridge for a test: it fails (never skips) without root,
+    and everything is removed even when it fails."""
+    try:
+        require_root()
+    except NetnsError as exc:
+        pytest.fail(str(exc))
+    with NamespaceNetwork(hosts) as made:
+        yield made

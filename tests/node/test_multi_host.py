@@ -107,11 +107,7 @@ class HostNode:
 @pytest.fixture
 def network() -> Iterator[netns.NamespaceNetwork]:
     """Five namespace hosts on one bridge; fails (never skips) without root; removed even on failure."""
-    try:
-        netns.require_root()
-    except netns.NetnsError as exc:
-        pytest.fail(str(exc))
-    with netns.NamespaceNetwork(HOSTS) as made:
+    with netns.network_for_test(HOSTS) as made:
         yield made
 
 

@@ -88,11 +88,7 @@ class HostNode:
 @pytest.fixture
 def network() -> Iterator[netns.NamespaceNetwork]:
     """Three namespace hosts on one bridge; fails (never skips) without root; removed even on failure."""
-    try:
-        netns.require_root()
-    except netns.NetnsError as exc:
-        pytest.fail(str(exc))
-    with netns.NamespaceNetwork(3) as made:
+    with netns.network_for_test(3) as made:
         yield made
 
 
@@ -108,12 +104,8 @@ def _connects(address: str, port: int) -> bool:
 def test_the_harness_cuts_and_heals_a_host_and_removes_everything_even_after_a_failure(tmp_path: Path) -> None:
     """A pulled cable silences exactly one host; plugged back, it connects again; on an exception
     the network's processes are killed and its namespaces deleted."""
-    try:
-        netns.require_root()
-    except netns.NetnsError as exc:
-        pytest.fail(str(exc))
     server: netns.NamespaceProcess | None = None
-    with pytest.raises(RuntimeError, match="a test failing"), netns.NamespaceNetwork(3) as network:
+    with pytest.raises(RuntimeError, match="a test failing"), netns.network_for_test(3) as network:
         first, second, third = network
         names = [network.bridge.namespace, *(host.name for host in network)]
         server = netns.NamespaceProcess(first, [sys.executable, "-m", "http.server", "--bind", first.address, "8000"])
