@@ -142,7 +142,9 @@ class StartRate:
         """Seconds until the next call may start (0 = now)."""
         now = self._now()
         bucket = self._bucket.wait_s(now) if self._bucket is not None else 0.0
-        return max(self._paused_until - now, bucket, 0.0)
+        wait = max(self._paused_until - now, bucket)
+        # what float rounding leaves of a pause that is over is no reason to wait again
+        return wait if wait > _EPSILON else 0.0
 
     def started(self) -> float:
         """A call starts now; returns its start time (to hand back when it ends)."""

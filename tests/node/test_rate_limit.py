@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -154,6 +155,19 @@ def test_without_a_ceiling_a_429_pauses_for_its_retry_after_and_sets_no_rate() -
     assert rate.wait_s() == pytest.approx(5.0)
     clock.advance(5.0)
     assert rate.wait_s() == 0.0
+
+
+def test_what_rounding_leaves_of_a_finished_pause_is_no_wait() -> None:
+    """A pause that ends at ``now`` up to float rounding says 0, not 1e-13: a caller sleeping
+    1e-13 s and asking again must not go round for ever."""
+    clock = FakeClock(start=987654.321)
+    rate = StartRate(now=clock)
+    rate.rate_limited(rate.started(), retry_after_s=0.1)
+    end = clock.t + rate.wait_s()
+    clock.t = math.nextafter(end, -math.inf)  # a hair (one ulp, ~1e-10 s) before the end of the pause
+    assert rate.wait_s() == 0.0
+    clock.t = end - 0.001  # a real millisecond left is still waited for
+    assert rate.wait_s() == pytest.approx(0.001)
 
 
 def test_a_long_retry_after_is_capped() -> None:
