@@ -75,8 +75,10 @@ def variants(share: float, high_gain: float) -> dict[str, tuple[VerificationPoli
         ADAPTIVE: (VerificationPolicy.off(), replace(default, adaptive_ask=True)),
         f"{ADAPTIVE}, gain {high_gain:g}": (VerificationPolicy.off(),
                                             replace(default, adaptive_ask=True, ask_gain=high_gain)),
-        "verification, majority": (VerificationPolicy(call_share=share, strict_singletons=False), default),
-        "verification, strict": (VerificationPolicy(call_share=share, strict_singletons=True), default),
+        "verification, majority": (VerificationPolicy(call_share=share, rule="majority", max_checks=3), default),
+        "verification, strict": (VerificationPolicy(call_share=share, rule="strict", max_checks=3), default),
+        "verification, sequential": (VerificationPolicy(call_share=share), default),
+        "verification, sequential, batch 160": (VerificationPolicy(call_share=share, batch=160), default),
     }  # fmt: skip
 
 
@@ -133,13 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--share", type=float, default=0.1)
     parser.add_argument("--high-gain", type=float, default=4.0, help="the second adaptive ask's ask_gain")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these configurations (names as printed)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    chosen = variants(args.share, args.high_gain)
+    if args.only:
+        unknown = sorted(set(args.only) - set(chosen))
+        if unknown:
+            parser.error(f"unknown configuration(s) {unknown}; choose from {sorted(chosen)}")
+        chosen = {name: variant for name, variant in chosen.items() if name in args.only}
     logging.basicConfig(level=logging.ERROR)
     console = Console() if sys.stdout.isatty() else Console(width=200)
     base = SimConfig(universe=args.universe, nodes=5, time_limit_s=20_000.0, idle_stop_s=30.0)
     jobs = [(name, variant, replace(base, rng_seed=seed)) for seed in args.seeds
-            for name, variant in variants(args.share, args.high_gain).items()]  # fmt: skip
+            for name, variant in chosen.items()]  # fmt: skip
     runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for run in pool.map(run_one, *zip(*jobs, strict=True)):
@@ -158,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     md = ["| configuration | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
           "|---|" + "---:|" * len(columns)]  # fmt: skip
     summary: dict[str, Any] = {}
-    for name in variants(args.share, args.high_gain):
+    for name in chosen:
         group = [run for run in runs if run["variant"] == name]
         stats = {column: _mean_sd([float(run[column]) for run in group]) for column in columns}
         summary[name] = stats
@@ -174,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"adaptive ask: min_ask {PartitionConfig().min_ask}, ask_gain {PartitionConfig().ask_gain:g} and "
             f"{args.high_gain:g}; default ask: {'adaptive' if PartitionConfig().adaptive_ask else 'fixed'}; "
             f"seeds {args.seeds}.")  # fmt: skip
-    verdicts = [adoption(summary[FIXED], summary[name], name) for name in summary if name.startswith(ADAPTIVE)]
+    verdicts = [adoption(summary[FIXED], summary[name], name) for name in summary
+                if name.startswith(ADAPTIVE) and FIXED in summary]  # fmt: skip
     note += "\n\n" + "\n".join(f"- {verdict}" for verdict in verdicts)
     console.print(note, highlight=False)
     if not args.no_write:

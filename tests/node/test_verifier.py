@@ -62,7 +62,7 @@ NAMES = ["Oslo", "Bergenovo", "Tromsø", "Kristiansundheim"]
 async def test_a_verification_call_records_verdicts_and_statuses_follow(tmp_path: Path) -> None:
     """Two rounds of checks confirm the real singletons and reject the invented ones."""
     judge = Judge()
-    store, state, verifier = await _setup(tmp_path, NAMES, judge, VerificationPolicy(batch=10, call_share=1.0, strict_singletons=True))
+    store, state, verifier = await _setup(tmp_path, NAMES, judge, VerificationPolicy(batch=10, call_share=1.0, rule="strict", max_checks=3))
     async with store:
         assert await verifier.verify_once() is None
         assert judge.asked == [NAMES]
@@ -84,7 +84,7 @@ async def test_garbage_or_a_failed_call_changes_nothing_and_the_entries_stay_pen
     for answer in ("I cannot verify these.", LLMServerError("500")):
         judge = Judge(answer)
         store, state, verifier = await _setup(tmp_path / type(answer).__name__, NAMES, judge,
-                                              VerificationPolicy(batch=10, call_share=1.0, strict_singletons=True))  # fmt: skip
+                                              VerificationPolicy(batch=10, call_share=1.0, rule="strict", max_checks=3))  # fmt: skip
         async with store:
             result = await verifier.verify_once()
             assert (result is not None) == isinstance(answer, Exception)
