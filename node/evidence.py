@@ -65,20 +65,25 @@ class VerificationPolicy:
     # say "not real" than "real"; "strict" rejects on one "not real" (the fixed-count rules).
     rule: Literal["sequential", "majority", "strict"] = "sequential"
     # The verifier's rates (Chain-of-Verification, arXiv 2309.11495, Table 1, Llama 65B, two-step:
-    # 0.38 of 0.59 real items per answer kept, 0.68 of 2.95 inventions let through). A node on a
-    # better verifier may set them from its own measurement; they only weigh verdicts.
+    # 0.38 of 0.59 real items per answer kept, 0.68 of 2.95 inventions let through). A network on
+    # a better verifier may set them from its measurement — on every node alike, like the dedup
+    # parameters, or nodes would show different statuses for the same records.
     p_real_says_real: float = 0.64
     p_invented_says_real: float = 0.23
-    settle_odds: float = 99.0  # odds (real : invented, or the reverse) at which an entry is settled
+    settle_odds: float = 99.0  # likelihood ratio of the verdicts (real : invented, or the reverse)
+    # that settles an entry: posterior odds 99 : 1 from even prior odds
     singleton_checks: int = 2  # majority/strict: "real" verdicts that confirm an entry not repeated
-    max_checks: int = 24  # verdicts asked per entry at most (an SPRT settles most in 4–14)
+    # Verdicts asked per entry at most; None: 24 for the sequential rule (with CoVe's rates it
+    # settles an entry in 5 verdicts at least, ~10 typically, and ~1 in 10 reach 24 undecided and
+    # stay unconfirmed), 3 for the fixed-count rules.
+    max_checks: int | None = None
     # Verification calls at most this share of all calls; 0 (the default until the precision
     # benchmark settles the policy) makes none: statuses then come from repeated generation.
     call_share: float = 0.0
     batch: int = 80  # entries per verification call (a checklist answer is ~15 tokens an item)
 
     def __post_init__(self) -> None:
-        if self.repeat_confirms < 1 or self.singleton_checks < 1 or self.max_checks < 1:
+        if self.repeat_confirms < 1 or self.singleton_checks < 1 or (self.max_checks is not None and self.max_checks < 1):
             raise ConfigError("repeat_confirms, singleton_checks and max_checks must be >= 1")
         if not 0.0 <= self.call_share <= 1.0:
             raise ConfigError(f"call_share must be within [0, 1], got {self.call_share}")
@@ -102,8 +107,16 @@ class VerificationPolicy:
         """Verification calls within ``share`` of all calls."""
         return cls(call_share=share)
 
+    @property
+    def check_limit(self) -> int:
+        """Verdicts asked per entry at most (``max_checks``, or the rule's default)."""
+        if self.max_checks is not None:
+            return self.max_checks
+        return 24 if self.rule == "sequential" else 3
+
     def log_odds(self, evidence: Evidence) -> float:
-        """The verdicts' weight of evidence that the entry is real (natural log of the odds ratio)."""
+        """The verdicts' weight of evidence that the entry is real: the natural log of their
+        likelihood ratio (real : invented) under the verifier's rates."""
         says_real = math.log(self.p_real_says_real / self.p_invented_says_real)
         says_not = math.log((1.0 - self.p_real_says_real) / (1.0 - self.p_invented_says_real))
         return evidence.real * says_real + evidence.not_real * says_not
@@ -115,7 +128,7 @@ def status_of(evidence: Evidence, policy: VerificationPolicy) -> EntryStatus:
     if policy.rule == "sequential":
         weight = policy.log_odds(evidence)
         settle = math.log(policy.settle_odds)
-        if weight <= -settle:  # the verdicts outweigh even a repeat: inventions recur, rarely
+        if weight <= -settle:  # verdicts can reject a repeated entry too: inventions do recur, rarely
             return EntryStatus.REJECTED
         if repeated or weight >= settle:
             return EntryStatus.CONFIRMED
@@ -131,15 +144,15 @@ def status_of(evidence: Evidence, policy: VerificationPolicy) -> EntryStatus:
 
 def wants_check(evidence: Evidence, policy: VerificationPolicy) -> bool:
     """Whether another verdict could still change this entry's status, within ``max_checks``."""
-    if evidence.verdicts >= policy.max_checks:
+    if evidence.verdicts >= policy.check_limit:
         return False
     status = status_of(evidence, policy)
     if status is EntryStatus.REJECTED:
         return False
     if evidence.generations >= policy.repeat_confirms and not evidence.not_real:
         return False  # repeated and never doubted: settled by self-consistency
-    if policy.rule == "sequential":
-        return status is EntryStatus.UNCONFIRMED or evidence.generations >= policy.repeat_confirms
+    if policy.rule == "sequential":  # until the weight passes the settling ratio either way
+        return abs(policy.log_odds(evidence)) < math.log(policy.settle_odds)
     if status is EntryStatus.CONFIRMED:
         return evidence.real - evidence.not_real < policy.singleton_checks
     return True

@@ -143,8 +143,9 @@ class StartRate:
         now = self._now()
         bucket = self._bucket.wait_s(now) if self._bucket is not None else 0.0
         wait = max(self._paused_until - now, bucket)
-        # what float rounding leaves of a pause that is over is no reason to wait again
-        return wait if wait > _EPSILON else 0.0
+        # What float rounding leaves of a pause that is over is no reason to wait again: a sleep
+        # that short may not even move a clock reading this large (a few of its ulps).
+        return wait if wait > max(_EPSILON, 4 * math.ulp(now)) else 0.0
 
     def started(self) -> float:
         """A call starts now; returns its start time (to hand back when it ends)."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from node.errors import ConfigError
-from node.evidence import EntryStatus, Evidence, VerificationPolicy, status_of, wants_check
+from node.evidence import (
+    EntryStatus,
+    Evidence,
+    VerificationPolicy,
+    status_of,
+    wants_check,
+)
 
 POLICY = VerificationPolicy(rule="strict", max_checks=3)
 MAJORITY = VerificationPolicy(rule="majority", max_checks=3)
@@ -86,11 +92,18 @@ def test_sequential_status_table(generations: int, real: int, not_real: int, exp
         (Evidence(1, 0, 7), False),  # rejected
         (Evidence(2, 0, 0), False),  # repeated and never doubted
         (Evidence(2, 0, 1), True),  # repeated but doubted: more verdicts may reject it
+        (Evidence(2, 6, 1), False),  # ... until they settle it real (2.8^6 × 0.47 ≈ 214 : 1)
         (Evidence(1, 12, 12), False),  # max_checks (24) reached undecided: it stays unconfirmed
     ],
 )
 def test_sequential_checks_go_on_until_the_odds_settle(evidence: Evidence, wanted: bool) -> None:
     assert wants_check(evidence, SEQUENTIAL) is wanted
+
+
+def test_each_rule_has_its_own_default_check_limit() -> None:
+    assert VerificationPolicy().check_limit == 24
+    assert VerificationPolicy(rule="majority").check_limit == VerificationPolicy(rule="strict").check_limit == 3
+    assert VerificationPolicy(rule="majority", max_checks=5).check_limit == 5
 
 
 def test_a_more_reliable_verifier_settles_in_fewer_verdicts() -> None:

@@ -170,6 +170,16 @@ def test_what_rounding_leaves_of_a_finished_pause_is_no_wait() -> None:
     assert rate.wait_s() == pytest.approx(0.001)
 
 
+def test_a_remainder_of_a_few_ulps_of_a_large_clock_is_no_wait() -> None:
+    """At 3e7 s an ulp is 3.7e-9 s, above the 1 ns floor: two ulps left are no wait either."""
+    clock = FakeClock(start=3e7)
+    rate = StartRate(now=clock)
+    rate.rate_limited(rate.started(), retry_after_s=0.1)
+    end = clock.t + rate.wait_s()
+    clock.t = math.nextafter(math.nextafter(end, -math.inf), -math.inf)
+    assert 1e-9 < end - clock.t and rate.wait_s() == 0.0
+
+
 def test_a_long_retry_after_is_capped() -> None:
     clock = FakeClock()
     rate = StartRate(now=clock, config=AimdConfig(max_pause_s=30.0))
