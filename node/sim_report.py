@@ -65,6 +65,10 @@ class GroundTruth:
         self.size = universe.truth_size
         self.producible = frozenset(self._truth_id[index] for index in model.known_items())
 
+    def item_of(self, entry: EntryId) -> int | None:
+        """The universe item ``entry`` names (by any of its names), or None: not a real item."""
+        return self._item_of.get(entry)
+
     def truth_in(self, partition_labels: Sequence[str]) -> frozenset[EntryId]:
         """The truth ids inside a partition, as the model understands its labels."""
         scope = self._model.scope_for(partition_labels)

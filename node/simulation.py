@@ -64,6 +64,7 @@ from node.sim_report import (
     rounded_s,
     set_digest,
 )
+from node.state import NodeState
 from node.verifier import VerifierStats
 from partitioning.planner import PlannerStats
 
@@ -193,6 +194,9 @@ class Simulation:
         self._equal_since: float | None = None
         self._ran = False
         self._base: Path | None = None  # where the nodes' data dirs are, once the run started
+        # each node's replicated state as the run left it, for benchmarks that read more than the
+        # report (held as long as this Simulation is: a run's whole list per node)
+        self.final_states: dict[str, NodeState] = {}
         self._schedule_config_faults()
 
     def __repr__(self) -> str:
@@ -569,9 +573,10 @@ class Simulation:
     async def _shut_down(self) -> None:
         for slot in self._slots.values():
             await self._stop_producer(slot)
-        for slot in self._slots.values():
+        for name, slot in self._slots.items():
             node, slot.node = slot.node, None
             if node is not None:
+                self.final_states[name] = node.state
                 await node.aclose()
         await self.network.aclose()
 
