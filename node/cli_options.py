@@ -26,8 +26,8 @@ def work_options(command: F) -> F:
         click.option("--max-split-parts", type=click.IntRange(2, 32), default=PartitionConfig().max_split_parts,
                      show_default=True, help="Sub-categories asked for when a part is split."),
         click.option("--verify-share", type=click.FloatRange(0.0, 1.0), default=VerificationPolicy().call_share,
-                     show_default=True, help="Largest share of LLM calls spent verifying entries generated only "
-                                             "once (0 = no verification calls)."),
+                     show_default=True, help="Largest share of LLM calls spent verifying entries that repeated "
+                                             "generation has not settled (0 = no verification calls)."),
     )  # fmt: skip
     for option in reversed(options):
         command = option(command)

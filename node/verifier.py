@@ -3,8 +3,8 @@
 Each node verifies the entries it accepted itself (their ``origin``), so nodes never check the
 same entry twice in parallel; the verdicts are records, gossiped like the rest, and every node
 computes the same statuses from them (``node.evidence``). Which entries need a check, and how
-many checks, is ``VerificationPolicy``'s: an entry generated once and not yet verified
-decisively. They are batched (``policy.batch`` per call) and verified:
+many checks, is ``VerificationPolicy``'s: an entry generated once, or repeated but doubted,
+until its verdicts settle it. They are batched (``policy.batch`` per call) and verified:
 
 - during production, only as a full batch and within the call budget — verification calls are
   at most ``policy.call_share`` of this node's calls, so it can never crowd out enumeration;
