@@ -14,8 +14,10 @@ verification policy or the ask differs between configurations:
   #15); once at the default ``ask_gain`` (1 / ``low_yield_share``), once at ``--high-gain``;
 - *verification, majority*: up to ``--share`` of the calls verify entries generated once; an
   entry is rejected when more verdicts say "not real" than "real";
-- *verification, strict*: the same, but one "not real" rejects an entry never repeated
-  (both verification rows with the default ask).
+- *verification, strict*: the same, but one "not real" rejects an entry never repeated;
+- *verification, sequential* (the default rule): verdicts weighed by the verifier's error
+  rates until their likelihood ratio passes 99 either way (``node.evidence``), at the default
+  batch of 80 entries a call and at 160 (every verification row with the default ask).
 
 Per configuration, mean ± sd over the seeds: precision of the default list (rejected lines
 left out; worst node), coverage of the universe and of what the model can produce, recall lost
@@ -59,6 +61,12 @@ ASK_NOTE = (
     "fresh entries per item *really asked* fall below `low_yield_share` — the judge recomputes each call's ask "
     "from the calls before it, since observation records do not carry it. *Invented lines*: lines naming no "
     "real item of the universe (worst node); *leaves*: leaves of the final plan."
+)
+RULE_NOTE = (
+    "*Majority* and *strict*: the fixed-count rules, at most 3 verdicts an entry; *sequential*: each verdict weighed "
+    "by the verifier's error rates (×2.8 for 'real', ×0.47 for 'not real') until the ratio passes 99 either way, at "
+    "most 24 verdicts an entry (`node/evidence.py`). *Recall lost*: real items whose only lines were rejected, as a "
+    "share of the universe."
 )
 JSON_PATH = ROOT / "docs" / "benchmarks" / "precision.json"
 
@@ -191,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = machine_info()
         markdown = (f"`scripts/bench/precision.py --seeds {' '.join(map(str, args.seeds))} --share {args.share} "
                     f"--high-gain {args.high_gain:g} --workers {args.workers}`\n\n"
-                    + "\n".join(md) + f"\n\n{ASK_NOTE}\n\n{note}\n\n{machine_summary(info)}")  # fmt: skip
+                    + "\n".join(md) + f"\n\n{ASK_NOTE}\n\n{RULE_NOTE}\n\n{note}\n\n{machine_summary(info)}")  # fmt: skip
         write_results(SECTION, {"summary": summary, "runs": runs, "args": vars(args)}, markdown, JSON_PATH, machine=info)
         console.print(f"wrote {JSON_PATH.relative_to(ROOT)} and docs/benchmarks.md")
     return 0
