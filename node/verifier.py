@@ -4,7 +4,8 @@ Each node verifies the entries it accepted itself (their ``origin``), so nodes n
 same entry twice in parallel; the verdicts are records, gossiped like the rest, and every node
 computes the same statuses from them (``node.evidence``). Which entries need a check, and how
 many checks, is ``VerificationPolicy``'s: an entry generated once, or repeated but doubted,
-until its verdicts settle it. They are batched (``policy.batch`` per call) and verified:
+until its verdicts settle it. They are batched (``policy.batch`` per call), the most suspect
+first — those generated only by answers that mostly repeated known entries — and verified:
 
 - during production, only as a full batch and within the call budget — verification calls are
   at most ``policy.call_share`` of this node's calls, so it can never crowd out enumeration;
@@ -28,7 +29,7 @@ from node.hlc import HybridClock
 from node.llm.base import LLMBackend
 from node.normalize import EntryId
 from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_verify_prompt
-from node.records import EntryRecord, Record, VerdictRecord
+from node.records import EntryRecord, MatchKind, Record, VerdictRecord
 from node.state import NodeState
 from node.store import Store
 from node.verdicts import parse_verdicts
@@ -75,7 +76,9 @@ class Verifier:
         self._on_committed = on_committed
         self._on_change = on_change
         self._node = store.identity.name
-        self._pending: dict[EntryId, None] = {}  # entries of this node that may want a check, oldest first
+        # entries of this node that may want a check, oldest first, with how far they are from
+        # suspect (None until first needed; see _suspicion)
+        self._pending: dict[EntryId, float | None] = {}
         self._in_flight: set[EntryId] = set()
         self.stats = VerifierStats()
         for line in state.entries:  # after a restart: what this node accepted and is not settled yet
@@ -102,11 +105,25 @@ class Verifier:
             return None
         return self._state.entries.cluster_of(entry)
 
+    def _suspicion(self, entry: EntryId) -> float:
+        """The largest share of new items among the answers that generated ``entry``: low means it
+        came only from answers that mostly repeated known entries — a part that had run dry, where
+        the model invents (about three in four such entries are inventions on the simulator,
+        ``scripts/bench/precision_bound.py``). Those are checked first: there a verdict's share of
+        the budget rejects the most."""
+        shares = [sum(item.match is MatchKind.NEW for item in record.items) / len(record.items)
+                  for record, _item, _detail in self._state.observations_of(entry)]  # fmt: skip
+        return max(shares, default=1.0)  # no observation held: nothing suspect about it
+
     def _batch(self, limit: int) -> list[ListEntry]:
-        """Up to ``limit`` lines that want a check, oldest first; settled ones leave the queue."""
+        """Up to ``limit`` lines that want a check, the most suspect first (then the oldest);
+        settled ones leave the queue."""
         batch: list[ListEntry] = []
         seen: set[EntryId] = set()
-        for entry in list(self._pending):
+        for entry, key in self._pending.items():
+            if key is None:
+                self._pending[entry] = self._suspicion(entry)
+        for entry in sorted(self._pending, key=lambda entry: self._pending[entry] or 0.0):  # stable: oldest first
             line = self._line(entry)
             if line is None or not wants_check(self._state.evidence(line), self._policy):
                 del self._pending[entry]

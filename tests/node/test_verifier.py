@@ -118,6 +118,29 @@ async def test_repeated_entries_are_not_checked(tmp_path: Path) -> None:
     assert judge.asked == [["Bergenovo"]]
 
 
+async def test_entries_from_answers_that_mostly_repeated_are_checked_first(tmp_path: Path) -> None:
+    """A dry part's answer is mostly repeats, and what it adds is mostly invented: its new entries go
+    first; among equally suspect ones the oldest does; one with no answer held counts as not suspect."""
+    judge = Judge()
+    names = ["Oslo", "Bergenovo", "Tromsø", "Kristiansundheim"]
+    store, state, verifier = await _setup(tmp_path, names, judge, VerificationPolicy(batch=1, call_share=1.0))
+    async with store:
+        known = [ObservedItem(entry_id(f"known {n}"), MatchKind.EXACT) for n in range(4)]
+        state.apply_all([
+            ObservationRecord("n1", 1, "", 1, (ObservedItem(entry_id("Oslo"), MatchKind.NEW),
+                                                ObservedItem(entry_id("Tromsø"), MatchKind.NEW))),  # all new
+            ObservationRecord("n1", 2, "", 2, (ObservedItem(entry_id("Bergenovo"), MatchKind.NEW), *known)),  # 1/5 new
+            ObservationRecord("n1", 3, "", 3, (ObservedItem(entry_id("Kristiansundheim"), MatchKind.NEW),
+                                                *known[:1])),  # 1/2 new
+        ])  # fmt: skip
+        for _ in range(3):
+            await verifier.verify_once()
+    assert judge.asked == [["Bergenovo"], ["Bergenovo"], ["Bergenovo"]]  # unsettled after 3 "not real"s
+    verifier = Verifier(state=state, store=store, clock=HybridClock(), backend=judge, topic=TOPIC)  # type: ignore[arg-type]
+    order = [line.record.text for line in verifier._batch(4)]
+    assert order == ["Bergenovo", "Kristiansundheim", "Oslo", "Tromsø"]
+
+
 async def test_the_producer_checks_what_is_left_once_the_topic_is_done(tmp_path: Path) -> None:
     """Idle capacity at the end goes to verification: the producer stops only when nothing is left to check."""
     import asyncio
