@@ -17,10 +17,10 @@ a verification call: the ones whose status the next verdict could still change.
 The verifier is the same fallible model, so one verdict proves little: Chain-of-Verification
 measured a checking model that keeps 0.38/0.59 = 64% of the real items it had listed and lets
 0.68/2.95 = 23% of its inventions through. The *sequential* rule (the default) therefore weighs
-verdicts as a sequential probability ratio test (Wald 1945): each "real" multiplies the odds
-that an entry is real by 0.64/0.23 ≈ 2.8, each "not real" by 0.36/0.77 ≈ 0.47, and an entry is
-settled once the odds pass ``settle_odds`` either way — a handful of checks where the verdicts
-agree, more where they conflict, none wasted on entries already settled. The *majority* and
+verdicts as a sequential probability ratio test (Wald 1945): each "real" multiplies the
+likelihood ratio that an entry is real by 0.64/0.23 ≈ 2.8, each "not real" by 0.36/0.77 ≈ 0.47,
+and an entry is settled once the ratio passes ``settle_odds`` either way — a handful of checks
+where the verdicts agree, more where they conflict, none wasted on entries already settled. The *majority* and
 *strict* rules are the earlier fixed-count ones, kept for the precision benchmark's comparison.
 """
 
@@ -61,7 +61,7 @@ class VerificationPolicy:
 
     repeat_confirms: int = 2  # generations that confirm an entry on their own (inventions rarely recur)
     # How verdicts settle an entry generated fewer times than that: "sequential" weighs them by the
-    # verifier's error rates below until the odds pass settle_odds; "majority" rejects when more
+    # verifier's error rates below until their ratio passes settle_odds; "majority" rejects when more
     # say "not real" than "real"; "strict" rejects on one "not real" (the fixed-count rules).
     rule: Literal["sequential", "majority", "strict"] = "sequential"
     # The verifier's rates (Chain-of-Verification, arXiv 2309.11495, Table 1, Llama 65B, two-step:
@@ -83,7 +83,8 @@ class VerificationPolicy:
     batch: int = 80  # entries per verification call (a checklist answer is ~15 tokens an item)
 
     def __post_init__(self) -> None:
-        if self.repeat_confirms < 1 or self.singleton_checks < 1 or (self.max_checks is not None and self.max_checks < 1):
+        too_few_checks = self.max_checks is not None and self.max_checks < 1
+        if self.repeat_confirms < 1 or self.singleton_checks < 1 or too_few_checks:
             raise ConfigError("repeat_confirms, singleton_checks and max_checks must be >= 1")
         if not 0.0 <= self.call_share <= 1.0:
             raise ConfigError(f"call_share must be within [0, 1], got {self.call_share}")

@@ -76,8 +76,8 @@ class Verifier:
         self._on_committed = on_committed
         self._on_change = on_change
         self._node = store.identity.name
-        # entries of this node that may want a check, oldest first, with how far they are from
-        # suspect (None until first needed; see _suspicion)
+        # entries of this node that may want a check, in arrival order, each with its suspicion
+        # (lower = checked sooner; None until first needed, see _suspicion)
         self._pending: dict[EntryId, float | None] = {}
         self._in_flight: set[EntryId] = set()
         self.stats = VerifierStats()

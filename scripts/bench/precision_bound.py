@@ -243,11 +243,13 @@ def _cells_table(runs: Sequence[dict[str, Any]]) -> list[str]:
         for repeated, tenth, real, invented in run["cells"]:
             totals[(repeated, tenth, "real")] += real
             totals[(repeated, tenth, "invented")] += invented
-    rows = ["| best new-item share of its answers | once: real | once: invented | repeated: real | repeated: invented |",
+    rows = ["| best new-item share of its answers | once: real | once: invented | repeated: real "
+            "| repeated: invented |",
             "|---|---:|---:|---:|---:|"]  # fmt: skip
     for tenth in range(10):
         counts = [totals[(repeated, tenth, kind)] for repeated in (False, True) for kind in ("real", "invented")]
-        rows.append(f"| {tenth / 10:.1f}–{(tenth + 1) / 10:.1f} | " + " | ".join(f"{count:,}" for count in counts) + " |")
+        shares = f"{tenth / 10:.1f}–{(tenth + 1) / 10:.1f}"
+        rows.append(f"| {shares} | " + " | ".join(f"{count:,}" for count in counts) + " |")
     return rows
 
 
@@ -273,13 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             jobs = [(seed, args.universe, ask) for ask in ASKS for seed in args.seeds]
             runs = list(pool.map(run_seed, *zip(*jobs, strict=True)))
     bounds = [bound_for(run, policy) for run in runs]
-    header = ["ask", "seed", "coverage", "lines", "invented", "of them repeated", "real generated once", "kept inventions allowed",
+    header = ["ask", "seed", "coverage", "lines", "invented", "of them repeated", "real generated once",
+              "kept inventions allowed",
               "rejected real allowed", "least verdicts", *(f"least calls, {b} a call" for b in BATCHES),
               *(f"least share of calls, {b} a call" for b in BATCHES),
               *(f"least extra tokens, {b} a call" for b in BATCHES)]  # fmt: skip
     md = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     for bound in bounds:
-        cells = [bound["ask"], str(bound["seed"]), f"{bound['coverage']:.1%}", f"{bound['lines']:,}", f"{bound['invented_lines']:,}",
+        cells = [bound["ask"], str(bound["seed"]), f"{bound['coverage']:.1%}", f"{bound['lines']:,}",
+                 f"{bound['invented_lines']:,}",
                  f"{bound['invented_repeated']:,}", f"{bound['real_singletons']:,}",
                  f"{bound['allowed_kept_inventions']:.0f}", f"{bound['allowed_rejected_real']:.0f}",
                  f"{bound['least_verdicts']:,.0f}",
@@ -351,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            else "none of them fits the share:"), "", *better_md, "",
             note, "", machine_summary(info),
         ])  # fmt: skip
-        write_results(SECTION, {"bounds": bounds, "runs": runs, "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}}, markdown, JSON_PATH, machine=info)
+        arguments = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+        write_results(SECTION, {"bounds": bounds, "runs": runs, "args": arguments}, markdown, JSON_PATH, machine=info)
         console.print(f"wrote {JSON_PATH.relative_to(ROOT)} and docs/benchmarks.md")
     return 0
 

@@ -37,7 +37,8 @@ def test_a_mixed_cell_costs_about_what_walds_bound_says_and_no_more_than_a_plan_
     testing every line at exactly those error rates, and not far below it."""
     per_line_divergence = 0.99 * math.log(99) + 0.01 * math.log(1 / 99)
     d_real = P_REAL * math.log(P_REAL / P_INVENTED) + (1 - P_REAL) * math.log((1 - P_REAL) / (1 - P_INVENTED))
-    d_invented = P_INVENTED * math.log(P_INVENTED / P_REAL) + (1 - P_INVENTED) * math.log((1 - P_INVENTED) / (1 - P_REAL))
+    d_invented = (P_INVENTED * math.log(P_INVENTED / P_REAL)
+                  + (1 - P_INVENTED) * math.log((1 - P_INVENTED) / (1 - P_REAL)))  # fmt: skip
     plan = 1000 * per_line_divergence / d_real + 1000 * per_line_divergence / d_invented
     bound = _bound([(1000, 1000)], kept=10, rejected=10)
     assert 0.7 * plan <= bound <= plan * 1.001
