@@ -105,6 +105,12 @@ class ObservationRecord:
         """What an ``ObservationDetail`` names its observation by."""
         return (self.node, self.call, self.hlc)
 
+    @property
+    def new_share(self) -> float:
+        """The share of the answer's items that became new entries: low when the model mostly
+        repeated what was known (a part run dry, where it invents)."""
+        return sum(item.match is MatchKind.NEW for item in self.items) / len(self.items) if self.items else 0.0
+
     def without_detail(self) -> ObservationRecord:
         return self if self.detail is None else replace(self, detail=None)
 

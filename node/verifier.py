@@ -29,7 +29,7 @@ from node.hlc import HybridClock
 from node.llm.base import LLMBackend
 from node.normalize import EntryId
 from node.prompts import PARTITION_SEPARATOR, PromptTemplates, build_verify_prompt
-from node.records import EntryRecord, MatchKind, Record, VerdictRecord
+from node.records import EntryRecord, Record, VerdictRecord
 from node.state import NodeState
 from node.store import Store
 from node.verdicts import parse_verdicts
@@ -111,8 +111,7 @@ class Verifier:
         the model invents (about three in four such entries are inventions on the simulator,
         ``scripts/bench/precision_bound.py``). Those are checked first: there a verdict's share of
         the budget rejects the most."""
-        shares = [sum(item.match is MatchKind.NEW for item in record.items) / len(record.items)
-                  for record, _item, _detail in self._state.observations_of(entry)]  # fmt: skip
+        shares = [record.new_share for record, _item, _detail in self._state.observations_of(entry)]
         return max(shares, default=1.0)  # no observation held: nothing suspect about it
 
     def _batch(self, limit: int) -> list[ListEntry]:

@@ -64,7 +64,6 @@ from node.errors import LLMError  # noqa: E402
 from node.evidence import VerificationPolicy  # noqa: E402
 from node.llm.sim.backend import SimulatedBackend  # noqa: E402
 from node.prompts import PromptTemplates, build_verify_prompt  # noqa: E402
-from node.records import MatchKind  # noqa: E402
 from node.sim_report import GroundTruth  # noqa: E402
 from node.simulation import SimConfig, Simulation  # noqa: E402
 from node.state import NodeState  # noqa: E402
@@ -102,11 +101,8 @@ def cells_of(state: NodeState, truth: GroundTruth) -> tuple[dict[Cell, list[int]
             free += 1
             continue
         generations = state.evidence(line).generations
-        best = 0.0
-        for record in records:
-            for observation, _item, _detail in state.observations_of(record.id):
-                answer = observation.items
-                best = max(best, sum(item.match is MatchKind.NEW for item in answer) / len(answer))
+        best = max((observation.new_share for record in records
+                    for observation, _item, _detail in state.observations_of(record.id)), default=0.0)  # fmt: skip
         cell = (generations >= 2, min(9, int(best * 10)))
         cells.setdefault(cell, [0, 0])[0 if real else 1] += 1
     return cells, free

@@ -53,3 +53,11 @@ def test_two_votes_with_one_call_number_from_two_process_lives_both_count_whatev
         evidence = state.evidence(line)
         seen.add((evidence.real, evidence.not_real))
     assert seen == {(1, 1)}
+
+
+def test_an_answers_new_share_counts_only_items_that_became_new_entries() -> None:
+    """The verifier's suspicion reads it: an answer of mostly repeats came from a part run dry."""
+    kinds = (MatchKind.NEW, MatchKind.EXACT, MatchKind.FUZZY, MatchKind.EXACT)
+    items = tuple(ObservedItem(entry_id(f"item {n}"), kind) for n, kind in enumerate(kinds))
+    assert ObservationRecord("n1", 1, "", 1, items).new_share == 0.25
+    assert ObservationRecord("n1", 2, "", 2, ()).new_share == 0.0
