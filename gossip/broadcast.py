@@ -355,7 +355,9 @@ class Broadcaster(LoopService):
             log.exception("%s: record delegate failed to merge %d records from %s", self._name, len(fresh),
                           sender.name)  # fmt: skip
             return None
-        new_keys = {key for key in map(record_key, new_items) if key in fresh}
+        # in the order they came (a dict, not a set: the order of a set of bytes changes with
+        # the process's hash seed, and a seeded simulation must repeat in any process)
+        new_keys = dict.fromkeys(key for key in map(record_key, new_items) if key in fresh)
         self._counters["new_items_in"] += len(new_keys)
         self._counters["duplicates_in"] += len(items) - len(new_keys)
         if new_keys and not self._closed:

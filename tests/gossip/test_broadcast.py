@@ -255,6 +255,20 @@ async def test_received_records_are_merged_and_only_the_new_ones_queued() -> Non
 
 
 @virtual_time
+async def test_records_from_a_peer_are_pushed_on_in_the_order_they_came() -> None:
+    """A batch leaves in the order it came (the queue sends the newest first: reversed), whatever
+    the process's hash seed: receivers apply records in that order, and a seeded simulation
+    must repeat in any process."""
+    broadcaster, transport, _ = lone_broadcaster()
+    batch = tuple(records(40))
+    await broadcaster.handle(Payloads(RECORDS_CHANNEL, batch), PEER)
+    await broadcaster.start()
+    await eventually(lambda: bool(transport.sent), 5.0, step_s=0.01)
+    assert transport.sent[0][2].items == batch[::-1]
+    await broadcaster.aclose()
+
+
+@virtual_time
 async def test_records_in_our_own_queue_are_duplicates_without_asking_the_delegate() -> None:
     """A copy of a rumour we are spreading is known: the delegate is not even called."""
     broadcaster, _, store = lone_broadcaster()
