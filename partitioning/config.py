@@ -49,6 +49,13 @@ class PartitionConfig:
     # child's prompt (no repeats, but the prompt fills with siblings' entries); "none" — children
     # start empty (the baseline: every parent entry is repeated once per child that holds it).
     parent_entries: Literal["route", "inherit", "none"] = "route"
+    # Which leaves a node's calls go to (partitioning.planner): "owned" — only the leaves this
+    # node owns (all of them when it owns none); "shared" — the network's calls dealt out as one
+    # central scheduler would spread them (policy.share_calls), owners first, any node retiring
+    # a dry leaf. Measured side by side (scripts/bench/levers.py, seeds 1-3): shared reached
+    # 10-40% coverage in ~10% fewer calls but spent ~30% more calls in all, at 6 points less
+    # precision — more calls land on leaves as they run dry — so owned stays the default.
+    schedule: Literal["owned", "shared"] = "owned"
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_split_parts <= MAX_SPLIT_CHILDREN:
@@ -63,6 +70,8 @@ class PartitionConfig:
             raise ConfigError(f"window_calls must be >= 1, got {self.window_calls}")
         if self.parent_entries not in ("route", "inherit", "none"):
             raise ConfigError(f"parent_entries must be route, inherit or none, got {self.parent_entries!r}")
+        if self.schedule not in ("shared", "owned"):
+            raise ConfigError(f"schedule must be shared or owned, got {self.schedule!r}")
         if not 0.0 <= self.low_yield_share <= 1.0 or not 0.0 <= self.explore_prior <= 1.0:
             raise ConfigError("low_yield_share and explore_prior must be within [0, 1]")
         if not (math.isfinite(self.ask_gain) and self.ask_gain > 0) or self.min_ask < 1:

@@ -1,23 +1,34 @@
-"""A node's partition planner: picks each call's partition, and splits or retires the leaves it owns.
+"""A node's partition planner: picks each call's partition, and splits or retires leaves.
 
 The producer asks ``acquire()`` before every call and ``release()`` after it. ``acquire``:
 
 1. reads the plan (``PartitionPlan``, recomputed only when a plan record arrived);
-2. takes the live leaves this node owns (rendezvous hashing over the live members,
-   ``partitioning.assign``) — or, owning none, all live leaves: a node with nothing to own
-   helps where the most new entries are expected;
-3. picks the leaf with the most expected new entries per call (``policy``), shared out over
-   the node's calls already in flight on it;
-4. if this node owns that leaf, judges it (``policy.judge``): a split asks the model for
-   sub-categories (``build_split_prompt``, cleaned by ``partitioning.labels``); an unusable,
-   truncated or failed answer is asked again at the next pick, and after ``split_attempts``
-   of them the leaf is divided into alphabetical ranges of its known entries instead (a
-   transient fault must not turn a semantic plan into an alphabetical one); a split or retire is committed as a ``PlanRecord`` — gossiped like any record, so
-   every node's plan follows — and the pick starts over.
+2. picks a live leaf by ``PartitionConfig.schedule``:
 
-Only the owner splits or retires a leaf — unless it has not worked on it lately (alive but out
-of budget, say), when the nodes that do may — so concurrent splits of one leaf are rare; the
-plan's first-event-wins rule settles them.
+   - *owned* (the default): only the live leaves this node owns (rendezvous hashing over the
+     live members, ``partitioning.assign``) — or, owning none, all live leaves — the one with
+     the most expected new entries per call (``policy.expected_new_per_call``) shared out
+     over this node's calls in flight on it;
+   - *shared*: the network's calls dealt out as one central scheduler would spread them
+     (``policy.share_calls``: every member's capacity spread over the best leaves, each call
+     to the leaf's owner while it has room, the rest to the runners-up), and this node takes
+     its own share. Nobody knows where a peer's calls are; every node computes the same
+     shares from the same replicated call records, so no message is needed;
+
+3. judges the leaf (``policy.judge``): a split asks the model for sub-categories
+   (``build_split_prompt``, cleaned by ``partitioning.labels``); an unusable, truncated or
+   failed answer is asked again at the next pick, and after ``split_attempts`` of them the
+   leaf is divided into alphabetical ranges of its known entries instead (a transient fault
+   must not turn a semantic plan into an alphabetical one); a split or retire is committed as
+   a ``PlanRecord`` — gossiped like any record, so every node's plan follows — and the pick
+   starts over.
+
+Only the owner splits a leaf — unless it has not worked on it lately (alive but out of budget,
+say), when the nodes that do may — so concurrent splits of one leaf, each a model call, are
+rare; the plan's first-event-wins rule settles them. A helper that finds a leaf due for a
+split works elsewhere meanwhile. Retiring costs no call and is the same verdict on every node,
+so under the shared schedule any node retires a dry leaf it picked: the leaf's calls, whoever
+made them, count toward it. Under the owned schedule retiring follows the split rule.
 """
 
 from __future__ import annotations
@@ -37,12 +48,12 @@ from node.records import PlanAction, PlanRecord, Record
 from node.state import NodeState
 from node.store import Store
 from partitioning.ask import ask_for, window_asked
-from partitioning.assign import assign, owner_of
+from partitioning.assign import assign, owner_of, rank_members
 from partitioning.config import PartitionConfig
 from partitioning.context import PartitionContext, path_letters
 from partitioning.labels import NON_LATIN_INITIAL, clean_split_labels, initial_of, letter_ranges, letter_set
 from partitioning.plan import PartitionPlan, PartitionStatus, labels_of
-from partitioning.policy import LeafStats, Verdict, expected_new_per_call, judge
+from partitioning.policy import LeafStats, Verdict, expected_new_per_call, judge, share_calls
 
 __all__ = ["Planner", "PlannerStats"]
 
@@ -225,15 +236,21 @@ class Planner:
 
     async def acquire(self) -> str | None:
         """The partition for the next call; None when every partition is retired."""
+        awaiting_owner: set[str] = set()  # due for a split that only its owner makes
         for _ in range(_MAX_PLAN_STEPS):
-            leaf = self._pick()
+            leaf = self._pick(awaiting_owner)
             if leaf is None:
                 return None
-            if leaf in self._acting or not self._may_judge(leaf):
+            if leaf in self._acting or leaf in awaiting_owner:
                 break
             decision = judge(self.leaf_stats(leaf), self._config, self._items_per_call)
             if decision.verdict is Verdict.KEEP:
                 break
+            if not self._may_judge(leaf, decision.verdict):
+                if self._config.schedule == "owned":
+                    break  # its owner's to judge: work on it as it is
+                awaiting_owner.add(leaf)
+                continue
             self._acting.add(leaf)
             try:
                 if decision.verdict is Verdict.SPLIT:
@@ -245,7 +262,7 @@ class Planner:
             finally:
                 self._acting.discard(leaf)
         else:
-            leaf = self._pick()
+            leaf = self._pick(awaiting_owner)
             if leaf is None:
                 return None
         if self.owner(leaf) != self._node:
@@ -253,14 +270,15 @@ class Planner:
         self._in_flight[leaf] += 1
         return leaf
 
-    def _may_judge(self, leaf: str) -> bool:
-        """The owner judges its leaves; a helper judges one whose owner has not worked on it lately.
+    def _may_judge(self, leaf: str, verdict: Verdict) -> bool:
+        """The owner judges its leaves; under the shared schedule any node retires one; a
+        helper splits one whose owner has not worked on it lately.
 
         The owner may be alive but not producing (out of budget, its producer stopped): then
         the nodes still working on the leaf must be able to split or retire it.
         """
         owner = self.owner(leaf)
-        if owner == self._node:
+        if owner == self._node or (verdict is Verdict.RETIRE and self._config.schedule == "shared"):
             return True
         recent = self._state.calls_in(leaf)[-self._config.window_calls :]
         return len(recent) >= self._config.window_calls and all(call.node != owner for call in recent)
@@ -271,18 +289,42 @@ class Planner:
         if self._in_flight[partition] <= 0:
             del self._in_flight[partition]
 
-    def _pick(self) -> str | None:
+    def _pick(self, avoid: set[str]) -> str | None:
+        """The live leaf for the next call (module docstring, step 2); a leaf in ``avoid``
+        only when there is no other; of equals, the smaller path (as ``policy.spread_calls``)."""
         live = self.plan.live_leaves()
         if not live:
             return None
+        candidates = [leaf for leaf in live if leaf not in avoid] or list(live)
+        if self._config.schedule == "owned":
+            owners = self.owners()
+            candidates = [leaf for leaf in candidates if owners.get(leaf) == self._node] or candidates
+        expected = {leaf: self.expected_new(leaf) for leaf in candidates}
+        if self._config.schedule == "owned":
+            return min(candidates, key=lambda leaf: (-expected[leaf] / (1 + self._in_flight[leaf]), leaf))
+        return self._my_share(expected)
+
+    def _my_share(self, expected: Mapping[str, float]) -> str:
+        """The shared schedule: the network's calls dealt out (``policy.share_calls``); the best
+        of this node's calls not yet in flight — or, its share taken (the plan moved on since
+        its calls started), the leaf left best once every other member's share is counted."""
+        weights = self._members()
         owners = self.owners()
-        owned = [leaf for leaf in live if owners.get(leaf) == self._node]
-        candidates = owned or live
-
-        def score(leaf: str) -> tuple[float, str]:
-            return (self.expected_new(leaf) / (1 + self._in_flight[leaf]), leaf)
-
-        return max(candidates, key=score)
+        shares = share_calls(
+            expected,
+            {member: round(weight) for member, weight in weights.items()},
+            owner=lambda leaf: owners.get(leaf) or owner_of(leaf, weights),
+            ranked=lambda leaf: rank_members(leaf, weights),
+        )
+        mine = shares.get(self._node, Counter())
+        open_share = [leaf for leaf in expected if mine[leaf] > self._in_flight[leaf]]
+        if open_share:
+            return min(open_share, key=lambda leaf: (-expected[leaf] / (1 + self._in_flight[leaf]), leaf))
+        others: Counter[str] = Counter()
+        for member, share in shares.items():
+            if member != self._node:
+                others.update(share)
+        return min(expected, key=lambda leaf: (-expected[leaf] / (1 + others[leaf] + self._in_flight[leaf]), leaf))
 
     # -- plan actions ---------------------------------------------------------------------------
 

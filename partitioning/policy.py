@@ -15,17 +15,24 @@ Pure functions of a leaf's numbers (``LeafStats``), so every rule is a table tes
   yield, not the repeat-count estimator (which inventions inflate), is the signal;
 - a leaf's **expected new entries per call** is its recent yield, blended with an optimistic
   prior while it has fewer than ``window_calls`` calls (an untried part is worth a try: the
-  "optimism in the face of uncertainty" of bandit scheduling, Auer et al. 2002).
+  "optimism in the face of uncertainty" of bandit scheduling, Auer et al. 2002);
+- **sharing out calls**: ``spread_calls`` puts calls one at a time on the leaf with the most
+  expected new entries per call shared among the calls already on it — a central scheduler's
+  greedy rule — and ``share_calls`` deals those calls out to the members, owners first, so
+  every node computes the same plan of who calls where.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from partitioning.config import PartitionConfig
 
-__all__ = ["LeafStats", "Verdict", "Decision", "judge", "expected_new_per_call"]
+__all__ = ["LeafStats", "Verdict", "Decision", "judge", "expected_new_per_call", "spread_calls", "share_calls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +95,52 @@ def expected_new_per_call(stats: LeafStats, config: PartitionConfig, items_per_c
     untried = max(0, window - stats.recent_calls)
     prior = config.explore_prior * items_per_call
     return (stats.recent_new + prior * untried) / max(1, stats.recent_calls + untried)
+
+
+def spread_calls(expected: Mapping[str, float], calls: int) -> Counter[str]:
+    """Calls per leaf when ``calls`` calls go one at a time to the leaf with the most
+    ``expected[leaf] / (1 + calls already on it)``; ties go to the smaller path."""
+    return Counter(_spread_order(expected, calls))
+
+
+def _spread_order(expected: Mapping[str, float], calls: int) -> list[str]:
+    """The leaf of each call in ``spread_calls``, in the order they were placed (best first)."""
+    on: Counter[str] = Counter()
+    order: list[str] = []
+    heap = [(-value, leaf) for leaf, value in expected.items()]
+    heapq.heapify(heap)
+    for _ in range(calls if heap else 0):
+        _, leaf = heapq.heappop(heap)
+        on[leaf] += 1
+        order.append(leaf)
+        heapq.heappush(heap, (-expected[leaf] / (1 + on[leaf]), leaf))
+    return order
+
+
+def share_calls(
+    expected: Mapping[str, float],
+    capacity: Mapping[str, int],
+    owner: Callable[[str], str | None],
+    ranked: Callable[[str], Sequence[str]],
+) -> dict[str, Counter[str]]:
+    """Which member makes which of the network's calls: ``spread_calls`` over every member's
+    ``capacity``, then each call, best first, to the leaf's owner while it has capacity left,
+    and the rest to the members with capacity left in ``ranked(leaf)`` order (rendezvous
+    rank: the runners-up). A pure function of its inputs, so every member computes the same
+    shares — each takes its own and no two pile onto one leaf."""
+    left = {member: max(0, calls) for member, calls in capacity.items()}
+    shares: dict[str, Counter[str]] = {member: Counter() for member in capacity}
+    overflow: list[str] = []
+    for leaf in _spread_order(expected, sum(left.values())):
+        first = owner(leaf)
+        if first is not None and left.get(first, 0) > 0:
+            left[first] -= 1
+            shares[first][leaf] += 1
+        else:
+            overflow.append(leaf)
+    for leaf in overflow:
+        member = next((m for m in ranked(leaf) if left.get(m, 0) > 0), None)
+        if member is not None:
+            left[member] -= 1
+            shares[member][leaf] += 1
+    return shares

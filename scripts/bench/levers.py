@@ -16,7 +16,8 @@ printed. The configurations (design.md, "Where it comes from"):
 - *swarmlist* and its ablations: no partitioning; no known entries in the prompts; known
   entries chosen by recency; exact dedup only (no fuzzy stage, no alias clusters); 5% of
   messages lost; and, to show where the ordering of known entries can matter, no partitioning with
-  known entries by recency (beside "swarmlist, no partitioning").
+  known entries by recency (beside "swarmlist, no partitioning"); and one variant: the calls
+  dealt out network-wide as the central scheduler would (``PartitionConfig.schedule="shared"``).
 
 No configuration has a stop rule on the whole topic (``NEVER_STOP``): without partitioning a
 run spends its budget, so what it reaches is the most it can within it; partitioned runs stop
@@ -99,6 +100,8 @@ LEVERS = (
     Lever("central shared state, partitioned", "Option 1 with swarmlist's partitioning: the ideal",
           {"nodes": 1, "concurrency": PRODUCERS * CONCURRENCY}),
     Lever(SWARMLIST, f"{PRODUCERS} gossip nodes, partitioned (the default)"),
+    Lever("swarmlist, calls dealt out network-wide", "variant: every node computes one central scheduler's calls "
+          "and takes its share, any node retires", {"partitioning": PartitionConfig(schedule="shared")}),
     Lever("swarmlist, no partitioning", "ablation: every call about the whole topic",
           {"partitioning": PartitionConfig.off()}),
     Lever("swarmlist, no known entries", "ablation: prompts carry no known entries", {"known_entries": "none"}),

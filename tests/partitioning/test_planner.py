@@ -155,23 +155,84 @@ async def test_a_dry_small_leaf_is_retired_and_then_the_topic_is_exhausted(tmp_p
     assert planner.reason_to_stop() == "topic exhausted: all 1 partitions retired"
 
 
-async def test_a_helper_judges_a_leaf_only_when_its_owner_has_not_worked_on_it(tmp_path: Path) -> None:
+async def _helper_of_the_root(store: Store, state: NodeState, backend: ScriptedBackend, **config: object) -> Planner:
+    """A planner on "helper" for a plan whose root leaf "owner" owns, whatever the hash says."""
+    for members in ({"owner": 1.0, "helper": 1.0}, {"owner": 1.0, "helper": 1e-9}):
+        planner = _planner(store, state, backend, members=members, **config)
+        if planner.owner("") == "owner":
+            return planner
+    raise AssertionError("a weight of 1e-9 should never win the root")
+
+
+async def test_under_the_owned_schedule_a_helper_judges_a_leaf_only_when_its_owner_has_not_worked_on_it(
+    tmp_path: Path,
+) -> None:
     """The owner's recent calls keep others from retiring its leaf; without them, the workers may."""
     dry_calls = [_call("owner", n, "", ["Oslo"], new=False) for n in range(1, 4)]
     async with await _store(tmp_path, "helper") as store:
         state = NodeState()
         state.apply_all([_entry("Oslo"), *dry_calls])
-        members = {"owner": 1.0, "helper": 1.0}
-        planner = _planner(store, state, ScriptedBackend([]), members=members)
-        if planner.owner("") == "helper":  # make "owner" own the root whatever the hash says
-            members = {"owner": 1.0, "helper": 1e-9}
-            planner = _planner(store, state, ScriptedBackend([]), members=members)
-        assert planner.owner("") == "owner"
+        planner = await _helper_of_the_root(store, state, ScriptedBackend([]))
         assert await planner.acquire() == ""  # the owner is on it: the helper just works
         planner.release("")
         state.apply_all([_call("helper", n, "", ["Oslo"], new=False) for n in range(1, 4)])
         assert await planner.acquire() is None  # the owner left it alone: the helper retires it
     assert planner.stats.retires == 1
+
+
+async def test_under_the_shared_schedule_any_node_retires_a_dry_leaf_its_owner_works_on(tmp_path: Path) -> None:
+    """Retiring is the same verdict on every node and costs no call: the owner's dry calls count for the helper."""
+    dry_calls = [_call("owner", n, "", ["Oslo"], new=False) for n in range(1, 4)]
+    async with await _store(tmp_path, "helper") as store:
+        state = NodeState()
+        state.apply_all([_entry("Oslo"), *dry_calls])
+        planner = await _helper_of_the_root(store, state, ScriptedBackend([]), schedule="shared")
+        assert await planner.acquire() is None
+    assert planner.stats.retires == 1 and planner.plan.exhausted
+
+
+async def test_under_the_shared_schedule_a_helper_leaves_a_split_to_the_owner_and_works_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """A split is a model call: only the owner (working on the leaf) makes it; the helper takes another leaf."""
+    backend = ScriptedBackend([])  # a split call would fail the test: there is no answer to pop
+    async with await _store(tmp_path, "helper") as store:
+        await store.add([PlanRecord(PlanAction.SPLIT, "", ("Big", "Small"), "owner", 1, "test")])
+        state = NodeState()
+        state.apply_all(await store.load_records())
+        state.apply_all([_entry(name, "Big") for name in NAMES])
+        members = {"owner": 1.0, "helper": 1.0}
+        planner = _planner(store, state, backend, members=members, split_known_tokens=100, schedule="shared")
+        if planner.owner("Big") != "owner":
+            members["helper"] = 1e-9
+        assert planner.owner("Big") == "owner"
+        state.apply_all([_call("owner", 1, "Big", NAMES[:5])])  # the owner is on it
+        assert await planner.acquire() == "Small"
+    assert backend.prompts == [] and planner.stats.splits == 0
+
+
+async def _picks_of_two_nodes(tmp_path: Path, poor_yield: int, **config: object) -> dict[str, str | None]:
+    """What "me" and "peer" (one call each) pick from "Rich" (untried: 20 expected a call) and
+    "Poor" (``poor_yield`` new in each of its 3 calls), each computing on its own copy of the state."""
+    picks: dict[str, str | None] = {}
+    for name in ("me", "peer"):
+        async with await _store(tmp_path, name) as store:
+            await store.add([PlanRecord(PlanAction.SPLIT, "", ("Rich", "Poor"), "me", 1, "test")])
+            state = NodeState()
+            state.apply_all(await store.load_records())
+            poor = [NAMES[poor_yield * n : poor_yield * (n + 1)] for n in range(3)]
+            state.apply_all([_call("me", n + 1, "Poor", texts) for n, texts in enumerate(poor)])
+            state.apply_all([_entry(text, "Poor") for texts in poor for text in texts])
+            planner = _planner(store, state, ScriptedBackend([]), members={"me": 1.0, "peer": 1.0}, **config)
+            picks[name] = await planner.acquire()
+    return picks
+
+
+async def test_under_the_shared_schedule_the_nodes_deal_out_calls_as_one_scheduler_would(tmp_path: Path) -> None:
+    """Computed apart, the two nodes' picks are a central scheduler's two calls: a second call on
+    Rich shares its 20 (10 each), so it goes to Poor at 12 a call but stays on Rich over Poor at 8."""
+    assert sorted(map(str, (await _picks_of_two_nodes(tmp_path / "12", 12, schedule="shared")).values())) == ["Poor", "Rich"]
+    assert list((await _picks_of_two_nodes(tmp_path / "8", 8, schedule="shared")).values()) == ["Rich", "Rich"]
 
 
 async def test_a_remainder_bucket_split_drops_the_labels_its_siblings_already_have(tmp_path: Path) -> None:
@@ -182,6 +243,8 @@ async def test_a_remainder_bucket_split_drops_the_labels_its_siblings_already_ha
         await store.add([PlanRecord(PlanAction.SPLIT, "", ("France", "Other countries"), "n1", 1, "test")])
         state.apply_all(await store.load_records())
         state.apply_all([_entry(name, "Other countries") for name in NAMES])
+        # France has yielded 10 a call: the untried remainder (20 expected) is the pick
+        state.apply_all([_call("n1", n, "France", [f"Ville {n}-{i}" for i in range(10)]) for n in range(1, 4)])
         planner = _planner(store, state, backend, split_known_tokens=100)
         planner.plan  # noqa: B018 - build the plan before acquiring
         await planner.acquire()

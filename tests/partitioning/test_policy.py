@@ -8,7 +8,7 @@ import pytest
 
 from node.errors import ConfigError
 from partitioning.config import PartitionConfig
-from partitioning.policy import Decision, LeafStats, Verdict, expected_new_per_call, judge
+from partitioning.policy import Decision, LeafStats, Verdict, expected_new_per_call, judge, share_calls, spread_calls
 
 CONFIG = PartitionConfig()  # split_known_tokens=1500, window 3, low yield < 0.4, 40 entries / 10 unseen, depth 8
 ITEMS = 20  # items asked per call: a window of 3 calls asks 60, so 24 fresh is exactly the 0.4 share
@@ -132,6 +132,7 @@ def test_untried_leaf_is_expected_to_beat_a_tried_one() -> None:
         {"low_yield_share": 1.1},
         {"explore_prior": -0.1},
         {"explore_prior": 1.5},
+        {"schedule": "central"},
     ],
     ids=lambda changes: "{}={}".format(*next(iter(changes.items()))),
 )
@@ -179,3 +180,44 @@ def test_config_is_frozen() -> None:
     """A config is a value: its fields cannot be reassigned."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         CONFIG.max_depth = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("expected", "calls", "spread"),
+    [
+        ({"a": 10.0, "b": 8.0, "c": 1.0}, 1, {"a": 1}),
+        # a 10 → a's next shares 10/2 = 5 < b's 8 → b; then a's 5 > b's 4 → a; then b's 4 > a's 3.3
+        ({"a": 10.0, "b": 8.0, "c": 1.0}, 4, {"a": 2, "b": 2}),
+        ({"a": 10.0, "b": 8.0, "c": 1.0}, 0, {}),
+        ({}, 5, {}),
+        ({"b": 3.0, "a": 3.0}, 1, {"a": 1}),  # a tie goes to the smaller path, whatever the order
+        ({"only": 0.0}, 3, {"only": 3}),  # nothing expected anywhere: the calls still go somewhere
+    ],
+)
+def test_spread_calls_puts_each_call_where_the_shared_expected_yield_is_highest(
+    expected: dict[str, float], calls: int, spread: dict[str, int]
+) -> None:
+    assert dict(spread_calls(expected, calls)) == spread
+
+
+def _shares(expected: dict[str, float], capacity: dict[str, int], owners: dict[str, str]) -> dict[str, dict[str, int]]:
+    shares = share_calls(expected, capacity, owner=owners.get, ranked=lambda leaf: [owners.get(leaf, ""), *sorted(capacity)])
+    return {member: dict(share) for member, share in shares.items()}
+
+
+def test_share_calls_gives_each_owner_the_calls_on_its_own_leaves() -> None:
+    assert _shares({"a": 10.0, "b": 8.0}, {"x": 1, "y": 1}, {"a": "x", "b": "y"}) == {"x": {"a": 1}, "y": {"b": 1}}
+
+
+def test_share_calls_hands_an_owners_overflow_to_the_runners_up() -> None:
+    """Both calls belong on a (20, then 10 > 8), which x owns; x has one slot, so y takes the second."""
+    assert _shares({"a": 20.0, "b": 8.0}, {"x": 1, "y": 1}, {"a": "x", "b": "x"}) == {"x": {"a": 1}, "y": {"a": 1}}
+
+
+def test_share_calls_deals_out_exactly_the_capacity_best_calls_first() -> None:
+    """x owns everything but has 1 slot: it takes the best call; the others go to y and z in rank order."""
+    shares = _shares({"a": 9.0, "b": 6.0, "c": 5.0, "d": 1.0}, {"x": 1, "y": 1, "z": 1},
+                     {"a": "x", "b": "x", "c": "x", "d": "x"})  # fmt: skip
+    assert shares == {"x": {"a": 1}, "y": {"b": 1}, "z": {"c": 1}}
+    assert _shares({"a": 9.0}, {"x": 0, "y": 0}, {"a": "x"}) == {"x": {}, "y": {}}
+    assert _shares({}, {"x": 2}, {}) == {"x": {}}
