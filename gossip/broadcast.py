@@ -355,13 +355,13 @@ class Broadcaster(LoopService):
             log.exception("%s: record delegate failed to merge %d records from %s", self._name, len(fresh),
                           sender.name)  # fmt: skip
             return None
-        # in the order they came (a dict, not a set: the order of a set of bytes changes with
-        # the process's hash seed, and a seeded simulation must repeat in any process)
-        new_keys = dict.fromkeys(key for key in map(record_key, new_items) if key in fresh)
+        new_keys = {key for key in map(record_key, new_items) if key in fresh}
         self._counters["new_items_in"] += len(new_keys)
         self._counters["duplicates_in"] += len(items) - len(new_keys)
         if new_keys and not self._closed:
-            self._counters["republished"] += self._enqueue([fresh[key] for key in new_keys])
+            # in the order they came, never a set's: the order of a set of bytes follows the
+            # process's hash seed, and a seeded simulation must repeat in any process
+            self._counters["republished"] += self._enqueue([item for key, item in fresh.items() if key in new_keys])
         return None
 
     def metrics(self) -> dict[str, float]:

@@ -23,12 +23,13 @@ The producer asks ``acquire()`` before every call and ``release()`` after it. ``
    a ``PlanRecord`` — gossiped like any record, so every node's plan follows — and the pick
    starts over.
 
-Only the owner splits a leaf — unless it has not worked on it lately (alive but out of budget,
-say), when the nodes that do may — so concurrent splits of one leaf, each a model call, are
-rare; the plan's first-event-wins rule settles them. A helper that finds a leaf due for a
-split works elsewhere meanwhile. Retiring costs no call and is the same verdict on every node,
-so under the shared schedule any node retires a dry leaf it picked: the leaf's calls, whoever
-made them, count toward it. Under the owned schedule retiring follows the split rule.
+Only the owner splits or retires a leaf — unless it has not worked on it lately (alive but out
+of budget, say), when the nodes that do may — so concurrent splits of one leaf, each a model
+call, are rare; the plan's first-event-wins rule settles them. A helper works on a leaf due
+for a split as it is until the owner splits it. Under the shared schedule any node also
+retires a dry leaf it picked: retiring costs no call, and the leaf's calls count toward it
+whoever made them (a retire that races a peer's split of the same leaf is settled by the
+same first-event-wins rule).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ class PlannerStats:
     helping: int = 0  # calls on a leaf this node does not own
 
 
+def _one_initial(leaf: str) -> bool:
+    """A letter range of one initial: below it only narrower ranges make sense, and there are
+    none — asking the model would spend a call on an answer that is always unusable. A function
+    of the path, so every node agrees that it cannot be split."""
+    letters = path_letters(labels_of(leaf))
+    return letters is not None and len(letters - {NON_LATIN_INITIAL}) < 2
+
+
 class Planner:
     """Runs on the event loop; one per node. Implements the producer's ``PartitionSource``."""
 
@@ -114,6 +123,7 @@ class Planner:
         self._owners: dict[str, str] = {}
         self._owners_for: tuple[int, frozenset[tuple[str, float]]] | None = None
         self._texts_memo: tuple[tuple[int, str, bool], list[str]] | None = None
+        self._shares_memo: tuple[object, dict[str, float], dict[str, Counter[str]]] | None = None
         self._in_flight: Counter[str] = Counter()
         self._acting: set[str] = set()  # leaves being split or retired by this node right now
         self._unsplittable: set[str] = set()
@@ -216,7 +226,7 @@ class Planner:
             known=known,
             known_tokens=known_tokens,
             remaining=remaining,
-            can_split=leaf not in self._unsplittable,
+            can_split=leaf not in self._unsplittable and not _one_initial(leaf),
             # per item really asked: with the adaptive ask the window's calls asked fewer
             recent_asked=window_asked([call.fresh for call in calls[-2 * self._config.window_calls :]],
                                       self._config, self._items_per_call)
@@ -236,21 +246,20 @@ class Planner:
 
     async def acquire(self) -> str | None:
         """The partition for the next call; None when every partition is retired."""
-        awaiting_owner: set[str] = set()  # due for a split that only its owner makes
         for _ in range(_MAX_PLAN_STEPS):
-            leaf = self._pick(awaiting_owner)
+            leaf = self._pick()
             if leaf is None:
                 return None
-            if leaf in self._acting or leaf in awaiting_owner:
+            if leaf in self._acting:
                 break
+            judges = self._judges(leaf)
+            if not judges and self._config.schedule == "owned":
+                break  # its owner's to judge: work on it as it is
             decision = judge(self.leaf_stats(leaf), self._config, self._items_per_call)
             if decision.verdict is Verdict.KEEP:
                 break
-            if not self._may_judge(leaf, decision.verdict):
-                if self._config.schedule == "owned":
-                    break  # its owner's to judge: work on it as it is
-                awaiting_owner.add(leaf)
-                continue
+            if not judges and decision.verdict is Verdict.SPLIT:
+                break  # a split is the owner's (a model call): work on it as it is meanwhile
             self._acting.add(leaf)
             try:
                 if decision.verdict is Verdict.SPLIT:
@@ -262,7 +271,7 @@ class Planner:
             finally:
                 self._acting.discard(leaf)
         else:
-            leaf = self._pick(awaiting_owner)
+            leaf = self._pick()
             if leaf is None:
                 return None
         if self.owner(leaf) != self._node:
@@ -270,15 +279,15 @@ class Planner:
         self._in_flight[leaf] += 1
         return leaf
 
-    def _may_judge(self, leaf: str, verdict: Verdict) -> bool:
-        """The owner judges its leaves; under the shared schedule any node retires one; a
-        helper splits one whose owner has not worked on it lately.
+    def _judges(self, leaf: str) -> bool:
+        """Whether this node splits and retires ``leaf``: its owner does, and a helper does when
+        the owner has not worked on it lately (under the shared schedule any node retires).
 
         The owner may be alive but not producing (out of budget, its producer stopped): then
         the nodes still working on the leaf must be able to split or retire it.
         """
         owner = self.owner(leaf)
-        if owner == self._node or (verdict is Verdict.RETIRE and self._config.schedule == "shared"):
+        if owner == self._node:
             return True
         recent = self._state.calls_in(leaf)[-self._config.window_calls :]
         return len(recent) >= self._config.window_calls and all(call.node != owner for call in recent)
@@ -289,35 +298,26 @@ class Planner:
         if self._in_flight[partition] <= 0:
             del self._in_flight[partition]
 
-    def _pick(self, avoid: set[str]) -> str | None:
-        """The live leaf for the next call (module docstring, step 2); a leaf in ``avoid``
-        only when there is no other; of equals, the smaller path (as ``policy.spread_calls``)."""
+    def _pick(self) -> str | None:
+        """The live leaf for the next call (module docstring, step 2); of equals, the smaller
+        path (as ``policy.spread_calls``)."""
         live = self.plan.live_leaves()
         if not live:
             return None
-        candidates = [leaf for leaf in live if leaf not in avoid] or list(live)
-        if self._config.schedule == "owned":
-            owners = self.owners()
-            candidates = [leaf for leaf in candidates if owners.get(leaf) == self._node] or candidates
-        expected = {leaf: self.expected_new(leaf) for leaf in candidates}
-        if self._config.schedule == "owned":
-            return min(candidates, key=lambda leaf: (-expected[leaf] / (1 + self._in_flight[leaf]), leaf))
-        return self._my_share(expected)
-
-    def _my_share(self, expected: Mapping[str, float]) -> str:
-        """The shared schedule: the network's calls dealt out (``policy.share_calls``); the best
-        of this node's calls not yet in flight — or, its share taken (the plan moved on since
-        its calls started), the leaf left best once every other member's share is counted."""
-        weights = self._members()
+        if self._config.schedule == "shared":
+            return self._my_share()
         owners = self.owners()
-        shares = share_calls(
-            expected,
-            {member: round(weight) for member, weight in weights.items()},
-            owner=lambda leaf: owners.get(leaf) or owner_of(leaf, weights),
-            ranked=lambda leaf: rank_members(leaf, weights),
-        )
+        candidates = [leaf for leaf in live if owners.get(leaf) == self._node] or live
+        return min(candidates, key=lambda leaf: (-self.expected_new(leaf) / (1 + self._in_flight[leaf]), leaf))
+
+    def _my_share(self) -> str:
+        """The shared schedule: the network's calls dealt out (``policy.share_calls``); the best
+        of this node's calls not yet in flight — or, its share taken (more calls than its
+        capacity record says, or the plan moved on since its calls started), the leaf left
+        best once every other member's share is counted."""
+        expected, shares = self._shares()
         mine = shares.get(self._node, Counter())
-        open_share = [leaf for leaf in expected if mine[leaf] > self._in_flight[leaf]]
+        open_share = [leaf for leaf in mine if mine[leaf] > self._in_flight[leaf]]
         if open_share:
             return min(open_share, key=lambda leaf: (-expected[leaf] / (1 + self._in_flight[leaf]), leaf))
         others: Counter[str] = Counter()
@@ -326,14 +326,29 @@ class Planner:
                 others.update(share)
         return min(expected, key=lambda leaf: (-expected[leaf] / (1 + others[leaf] + self._in_flight[leaf]), leaf))
 
+    def _shares(self) -> tuple[dict[str, float], dict[str, Counter[str]]]:
+        """Every live leaf's expected new entries per call, and the network's calls dealt out;
+        computed once per state, plan and membership (every pick of an acquire reads them)."""
+        weights = self._members()
+        key = (self._state.version, self._state.plan_count, frozenset(weights.items()))
+        if self._shares_memo is None or self._shares_memo[0] != key:
+            owners = self.owners()
+            expected = {leaf: self.expected_new(leaf) for leaf in self.plan.live_leaves()}
+            shares = share_calls(
+                expected,
+                # a weight is a concurrency; every live member makes at least one call
+                {member: max(1, round(weight)) for member, weight in weights.items()},
+                owner=lambda leaf: owners.get(leaf) or owner_of(leaf, weights),
+                ranked=lambda leaf: rank_members(leaf, weights),
+            )
+            self._shares_memo = (key, expected, shares)
+        return self._shares_memo[1], self._shares_memo[2]
+
     # -- plan actions ---------------------------------------------------------------------------
 
     async def _split(self, leaf: str, reason: str) -> None:
         labels = labels_of(leaf)
-        letters = path_letters(labels)
-        if letters is not None and len(letters - {NON_LATIN_INITIAL}) < 2:
-            # one initial: below a letter range only narrower ranges make sense, and there are
-            # none — asking the model would spend calls on an answer that is always unusable
+        if _one_initial(leaf):
             self._unsplittable.add(leaf)
             return
         children = await self._ask_for_children(leaf)

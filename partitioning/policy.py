@@ -127,7 +127,7 @@ def share_calls(
     ``capacity``, then each call, best first, to the leaf's owner while it has capacity left,
     and the rest to the members with capacity left in ``ranked(leaf)`` order (rendezvous
     rank: the runners-up). A pure function of its inputs, so every member computes the same
-    shares — each takes its own and no two pile onto one leaf."""
+    shares, and each takes its own: no leaf gets more calls than the deal gave it."""
     left = {member: max(0, calls) for member, calls in capacity.items()}
     shares: dict[str, Counter[str]] = {member: Counter() for member in capacity}
     overflow: list[str] = []

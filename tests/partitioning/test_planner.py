@@ -191,24 +191,41 @@ async def test_under_the_shared_schedule_any_node_retires_a_dry_leaf_its_owner_w
     assert planner.stats.retires == 1 and planner.plan.exhausted
 
 
-async def test_under_the_shared_schedule_a_helper_leaves_a_split_to_the_owner_and_works_elsewhere(
-    tmp_path: Path,
-) -> None:
-    """A split is a model call: only the owner (working on the leaf) makes it; the helper takes another leaf."""
+async def test_under_the_shared_schedule_a_helper_works_on_a_leaf_due_for_a_split_as_it_is(tmp_path: Path) -> None:
+    """A split is a model call: only the owner makes it. The deal gives the helper a call on Big
+    (untried: 20, then 10 for a second call > Small's 8), whose owner has the first; Big is past
+    the split size, and the helper calls it unsplit rather than split it or leave its share idle."""
     backend = ScriptedBackend([])  # a split call would fail the test: there is no answer to pop
     async with await _store(tmp_path, "helper") as store:
         await store.add([PlanRecord(PlanAction.SPLIT, "", ("Big", "Small"), "owner", 1, "test")])
         state = NodeState()
         state.apply_all(await store.load_records())
-        state.apply_all([_entry(name, "Big") for name in NAMES])
+        small = [NAMES[60 + 8 * n : 68 + 8 * n] for n in range(3)]  # 8 new a call: kept, 8 expected
+        state.apply_all([_call("owner", n + 1, "Small", texts) for n, texts in enumerate(small)])
+        state.apply_all([_entry(name, "Big") for name in NAMES[:60]])
         members = {"owner": 1.0, "helper": 1.0}
         planner = _planner(store, state, backend, members=members, split_known_tokens=100, schedule="shared")
         if planner.owner("Big") != "owner":
-            members["helper"] = 1e-9
+            members["helper"] = 1e-9  # still one call: every live member makes at least one
         assert planner.owner("Big") == "owner"
-        state.apply_all([_call("owner", 1, "Big", NAMES[:5])])  # the owner is on it
-        assert await planner.acquire() == "Small"
-    assert backend.prompts == [] and planner.stats.splits == 0
+        assert await planner.acquire() == "Big"
+    assert backend.prompts == [] and planner.stats.splits == 0 and planner.stats.helping == 1
+
+
+async def test_under_the_shared_schedule_calls_beyond_a_nodes_share_go_where_the_most_is_left(tmp_path: Path) -> None:
+    """A node making more calls than its capacity record says (one) puts the extra call where the
+    most is expected once every share is counted: Rich (20, shared by two calls: 10) over Poor (12, 6)."""
+    async with await _store(tmp_path, "me") as store:
+        await store.add([PlanRecord(PlanAction.SPLIT, "", ("Rich", "Poor"), "me", 1, "test")])
+        state = NodeState()
+        state.apply_all(await store.load_records())
+        poor = [NAMES[12 * n : 12 * (n + 1)] for n in range(3)]
+        state.apply_all([_call("peer", n + 1, "Poor", texts) for n, texts in enumerate(poor)])
+        planner = _planner(store, state, ScriptedBackend([]), members={"me": 1.0, "peer": 1.0}, schedule="shared")
+        first = await planner.acquire()
+        second = await planner.acquire()  # the first is still in flight
+    assert first == ("Rich" if planner.owner("Rich") == "me" else "Poor")
+    assert second == "Rich"
 
 
 async def _picks_of_two_nodes(tmp_path: Path, poor_yield: int, **config: object) -> dict[str, str | None]:
