@@ -53,8 +53,8 @@ class PartitionConfig:
     # node owns (all of them when it owns none); "shared" — the network's calls dealt out as one
     # central scheduler would spread them (policy.share_calls), owners first, any node retiring
     # a dry leaf. Measured side by side (scripts/bench/levers.py, seeds 1-3): shared reached
-    # 10-40% coverage in ~10% fewer calls but spent ~30% more calls in all, at 6 points less
-    # precision — more calls land on leaves as they run dry — so owned stays the default.
+    # 10-40% coverage in as many calls (within 5%) but spent 26% more calls in all (292 split
+    # calls to 192) at 6 points less precision, so owned stays the default.
     schedule: Literal["owned", "shared"] = "owned"
 
     def __post_init__(self) -> None:

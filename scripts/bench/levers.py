@@ -33,7 +33,7 @@ and at the highest coverage every configuration reached. Tables and verdicts:
 
 Run: .venv/bin/python scripts/bench/levers.py [--universe european-cities] [--seeds 1 2 3]
      [--budget-per-node 1000] [--workers 2] [--only NAME ...] [--no-write] [--save-runs FILE | --load-runs FILE]
-     (the full run: seeds 1 2 3, budget 1000 per node, 2 workers: 38 min on 2 cores; --load-runs re-renders
+     (the full run: seeds 1 2 3, budget 1000 per node, 2 workers: ~42 min on 2 cores; --load-runs re-renders
      the tables, the PNG and the docs from a --save-runs file without running again)
 """
 
