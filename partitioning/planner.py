@@ -281,7 +281,8 @@ class Planner:
 
     def _judges(self, leaf: str) -> bool:
         """Whether this node splits and retires ``leaf``: its owner does, and a helper does when
-        the owner has not worked on it lately (under the shared schedule any node retires).
+        the owner has not worked on it lately (``acquire`` lets any node retire one under the
+        shared schedule).
 
         The owner may be alive but not producing (out of budget, its producer stopped): then
         the nodes still working on the leaf must be able to split or retire it.

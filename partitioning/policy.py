@@ -97,14 +97,10 @@ def expected_new_per_call(stats: LeafStats, config: PartitionConfig, items_per_c
     return (stats.recent_new + prior * untried) / max(1, stats.recent_calls + untried)
 
 
-def spread_calls(expected: Mapping[str, float], calls: int) -> Counter[str]:
-    """Calls per leaf when ``calls`` calls go one at a time to the leaf with the most
-    ``expected[leaf] / (1 + calls already on it)``; ties go to the smaller path."""
-    return Counter(_spread_order(expected, calls))
-
-
-def _spread_order(expected: Mapping[str, float], calls: int) -> list[str]:
-    """The leaf of each call in ``spread_calls``, in the order they were placed (best first)."""
+def spread_calls(expected: Mapping[str, float], calls: int) -> list[str]:
+    """The leaf of each of ``calls`` calls placed one at a time on the leaf with the most
+    ``expected[leaf] / (1 + calls already on it)``, in the order they were placed (best first);
+    ties go to the smaller path."""
     on: Counter[str] = Counter()
     order: list[str] = []
     heap = [(-value, leaf) for leaf, value in expected.items()]
@@ -131,7 +127,7 @@ def share_calls(
     left = {member: max(0, calls) for member, calls in capacity.items()}
     shares: dict[str, Counter[str]] = {member: Counter() for member in capacity}
     overflow: list[str] = []
-    for leaf in _spread_order(expected, sum(left.values())):
+    for leaf in spread_calls(expected, sum(left.values())):
         first = owner(leaf)
         if first is not None and left.get(first, 0) > 0:
             left[first] -= 1
