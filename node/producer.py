@@ -318,6 +318,9 @@ class Producer:
         try:
             if self._refused is not None:  # paused while the partition was picked: the answer could not be kept
                 return 0.0
+            budget = self._config.max_calls
+            if budget and self.stats.calls_started >= budget:  # another worker took the last call while
+                return 0.0  # this one waited on the pick (a split call): the budget is a hard cap
             return await self._call_on(partition)
         finally:
             self._partitions.release(partition)
