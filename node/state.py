@@ -155,7 +155,9 @@ class NodeState:
         samples = self._samples[record.partition]
         counts = Counter(item.match for item in record.items)
         seen = self._seen_in[record.partition]
-        fresh = len({item.entry_id for item in record.items if item.entry_id not in seen})
+        # New to the list counts whatever arrived first: the call's own entry records are
+        # applied as its lines complete, before its observation, and a peer's may come either way
+        fresh = len({item.entry_id for item in record.items if item.match is MatchKind.NEW or item.entry_id not in seen})
         for index, item in enumerate(record.items):
             self._generated[item.entry_id] += 1
             samples[item.entry_id] += 1

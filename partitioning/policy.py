@@ -5,14 +5,15 @@ Pure functions of a leaf's numbers (``LeafStats``), so every rule is a table tes
 - **split** when the leaf's known entries no longer fit its share of the prompt
   (``split_known_tokens``): past that the model sees only part of what is known and repeats
   the rest — design.md's "split when the context passes a threshold";
-- on **low yield** (fewer than ``low_yield_share`` fresh entries per item asked over the last
-  ``window_calls`` calls, by any node — fresh to the leaf: new to the list, or found before
-  elsewhere and now generated here, which puts them in the leaf's context): split a leaf that is big enough to be worth dividing —
-  a popularity-biased model keeps returning a big part's favourites, and a smaller part has
-  fewer of them (big: many known entries, or many still unseen by the Chao1 estimate of its
-  calls' repeat counts) — and **retire** a small one: it is dry, and a call there costs more
-  than three items per new entry. A model that has run dry returns repeats and inventions, so
-  yield, not the repeat-count estimator (which inventions inflate), is the signal;
+- on **falling yield** (fresh entries per item asked over the last ``window_calls`` calls, by
+  any node — fresh to the leaf: new to the list, or found before elsewhere and now generated
+  here, which puts them in the leaf's context): **split** a leaf big enough to be worth dividing
+  once its yield falls below ``split_yield_share`` (or ``low_yield_share``: a leaf that can be
+  divided is never retired) — a popularity-biased model keeps returning a big part's
+  favourites, and a smaller part has fewer of them (big: many known entries, or many still
+  unseen by the Chao1 estimate of its calls' repeat counts) — and **retire** any other leaf
+  below ``low_yield_share``: it is dry. A model that has run dry returns repeats and
+  inventions, so yield, not the repeat-count estimator (which inventions inflate), is the signal;
 - a leaf's **expected new entries per call** is its recent yield, blended with an optimistic
   prior while it has fewer than ``window_calls`` calls (an untried part is worth a try: the
   "optimism in the face of uncertainty" of bandit scheduling, Auer et al. 2002);
@@ -78,14 +79,15 @@ def judge(stats: LeafStats, config: PartitionConfig, items_per_call: int) -> Dec
         return Decision(Verdict.KEEP, "too few calls to judge")
     asked = stats.recent_asked if stats.recent_asked is not None else stats.recent_calls * items_per_call
     share = stats.recent_new / max(1, asked)
-    if share >= config.low_yield_share:
-        return Decision(Verdict.KEEP, f"yield {share:.2f} new per item asked")
     yield_text = f"{stats.recent_new / stats.recent_calls:.1f} new per call over the last {stats.recent_calls}"
-    if splittable and (stats.known >= config.min_split_entries or stats.remaining >= config.min_split_remaining):
+    big = stats.known >= config.min_split_entries or stats.remaining >= config.min_split_remaining
+    if splittable and big and share < max(config.split_yield_share, config.low_yield_share):
         return Decision(
             Verdict.SPLIT,
             f"yield fell to {yield_text} with {stats.known} known and ~{stats.remaining:.0f} estimated unseen",
         )
+    if share >= config.low_yield_share:
+        return Decision(Verdict.KEEP, f"yield {share:.2f} new per item asked")
     return Decision(Verdict.RETIRE, f"dry: {yield_text}")
 
 

@@ -33,6 +33,27 @@ def test_a_call_is_fresh_for_entries_new_to_its_partition_counted_once() -> None
     assert list(state.seen_in()["Norway"]) == [entry_id("Oslo"), entry_id("Bergen"), entry_id("Tromsø")]
 
 
+def test_a_calls_own_new_entries_are_fresh_whether_they_arrive_before_or_after_its_observation() -> None:
+    """The producer commits each new entry as its line completes, before the call's observation:
+    those entries are already seen in the partition when the observation lands, and still fresh.
+    A peer may receive the two in either order; the yield must not depend on it."""
+    bergen, tromso = (EntryRecord(entry_id(text), text, "Norway", "n1", 5) for text in ("Bergen", "Tromsø"))
+    earlier = EntryRecord(entry_id("Oslo"), "Oslo", "Norway", "n2", 1)
+    items = (
+        ObservedItem(bergen.id, MatchKind.NEW),
+        ObservedItem(earlier.id, MatchKind.EXACT),
+        ObservedItem(tromso.id, MatchKind.NEW),
+    )
+    observation = ObservationRecord("n1", 1, "Norway", 6, items)
+    fresh = set()
+    for order in ((earlier, bergen, tromso, observation), (earlier, observation, bergen, tromso)):
+        state = NodeState()
+        _observe(state, "Norway", 9, "Oslo")  # another call had already found Oslo here
+        state.apply_all(order)
+        fresh.add(state.calls_in("Norway")[-1].fresh)
+    assert fresh == {2}
+
+
 def test_a_refused_entry_record_places_nothing_in_its_partition() -> None:
     """An entry whose id does not match its text is not listed, and not seen in any partition either."""
     state = NodeState()

@@ -32,8 +32,9 @@ from partitioning.policy import LeafStats, Verdict, judge
 from tests import suite_report
 
 ITEMS = 20
-ADAPTIVE = PartitionConfig(adaptive_ask=True)  # window 3, ask_gain 2.5, min_ask 5
-FIXED = PartitionConfig()
+# window 3 and one yield share (0.4), not the tuned defaults: round numbers; ask_gain 2.5, min_ask 5
+FIXED = PartitionConfig(window_calls=3, low_yield_share=0.4, split_yield_share=0.4)
+ADAPTIVE = dataclasses.replace(FIXED, adaptive_ask=True)
 TOPIC = "countries of the world"
 
 

@@ -11,7 +11,10 @@ from node.errors import ConfigError
 from partitioning.config import PartitionConfig
 from partitioning.policy import Decision, LeafStats, Verdict, expected_new_per_call, judge, share_calls, spread_calls
 
-CONFIG = PartitionConfig()  # split_known_tokens=1500, window 3, low yield < 0.4, 40 entries / 10 unseen, depth 8
+# The rules at round numbers, not the tuned defaults: a window of 3 calls, one yield share (0.4)
+# for splitting and retiring; split_known_tokens=1500, 40 entries / 10 unseen, depth 8 are defaults
+RULES = PartitionConfig(window_calls=3, low_yield_share=0.4, split_yield_share=0.4)
+CONFIG = RULES
 ITEMS = 20  # items asked per call: a window of 3 calls asks 60, so 24 fresh is exactly the 0.4 share
 
 
@@ -72,7 +75,7 @@ def test_judge_reasons_say_why() -> None:
 
 def test_max_depth_zero_never_splits_the_root() -> None:
     """With max_depth=0 the root is kept while it fills the prompt and retired, never split, when dry."""
-    flat = PartitionConfig(max_depth=0)
+    flat = dataclasses.replace(RULES, max_depth=0)
     root = leaf(path="", depth=0, known_tokens=9000, known=900)
     assert judge(dataclasses.replace(root, recent_calls=0), flat, ITEMS).verdict is Verdict.KEEP
     assert judge(dataclasses.replace(root, recent_new=1), flat, ITEMS).verdict is Verdict.RETIRE
@@ -82,10 +85,24 @@ def test_thresholds_come_from_the_config() -> None:
     """A stricter config moves the verdicts: lower token share splits, higher low_yield_share retires."""
     stats = leaf(known_tokens=600, recent_new=30, known=5)  # share 0.5
     assert judge(stats, CONFIG, ITEMS).verdict is Verdict.KEEP
-    assert judge(stats, PartitionConfig(split_known_tokens=500), ITEMS).verdict is Verdict.SPLIT
-    assert judge(stats, PartitionConfig(low_yield_share=0.6), ITEMS).verdict is Verdict.RETIRE
-    assert judge(stats, PartitionConfig(low_yield_share=0.6, min_split_entries=5), ITEMS).verdict is Verdict.SPLIT
-    assert judge(leaf(recent_calls=3, recent_new=0), PartitionConfig(window_calls=4), ITEMS).verdict is Verdict.KEEP
+    assert judge(stats, dataclasses.replace(RULES, split_known_tokens=500), ITEMS).verdict is Verdict.SPLIT
+    assert judge(stats, dataclasses.replace(RULES, low_yield_share=0.6), ITEMS).verdict is Verdict.RETIRE
+    assert judge(stats, dataclasses.replace(RULES, low_yield_share=0.6, min_split_entries=5), ITEMS).verdict is Verdict.SPLIT
+    assert judge(leaf(recent_calls=3, recent_new=0), dataclasses.replace(RULES, window_calls=4), ITEMS).verdict is Verdict.KEEP
+
+
+def test_a_big_leaf_splits_below_the_split_share_and_any_other_is_retired_only_below_the_low_share() -> None:
+    """Two thresholds: dividing a big leaf pays before it is dry; a leaf that cannot divide runs on."""
+    config = PartitionConfig(low_yield_share=0.4, split_yield_share=0.7)
+    half = {"recent_new": 30}  # 30 fresh of 60 asked: 0.5
+    assert judge(leaf(**half, known=40), config, ITEMS).verdict is Verdict.SPLIT
+    assert judge(leaf(**half, known=39), config, ITEMS).verdict is Verdict.KEEP
+    assert judge(leaf(**half, known=40, can_split=False), config, ITEMS).verdict is Verdict.KEEP
+    assert judge(leaf(recent_new=42, known=40), config, ITEMS).verdict is Verdict.KEEP  # 0.7: at the share
+    assert judge(leaf(recent_new=23, known=39), config, ITEMS).verdict is Verdict.RETIRE
+    # a split share under the low share: a big leaf below the low share is still split, never retired
+    lenient = PartitionConfig(low_yield_share=0.4, split_yield_share=0.1)
+    assert judge(leaf(recent_new=12, known=40), lenient, ITEMS).verdict is Verdict.SPLIT
 
 
 @pytest.mark.parametrize(
@@ -103,7 +120,7 @@ def test_thresholds_come_from_the_config() -> None:
 )
 def test_expected_new_per_call(recent_calls: int, recent_new: int, explore_prior: float, expected: float) -> None:
     """Recent yield per call, with each call missing from the window counted at the optimistic prior."""
-    config = PartitionConfig(explore_prior=explore_prior)
+    config = dataclasses.replace(RULES, explore_prior=explore_prior)
     stats = leaf(recent_calls=recent_calls, recent_new=recent_new)
     assert expected_new_per_call(stats, config, ITEMS) == pytest.approx(expected)
 
@@ -131,6 +148,8 @@ def test_untried_leaf_is_expected_to_beat_a_tried_one() -> None:
         {"window_calls": 0},
         {"low_yield_share": -0.1},
         {"low_yield_share": 1.1},
+        {"split_yield_share": -0.1},
+        {"split_yield_share": 1.1},
         {"explore_prior": -0.1},
         {"explore_prior": 1.5},
         {"schedule": "central"},
