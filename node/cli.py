@@ -198,7 +198,7 @@ def _progress_line(progress: Progress) -> str:
 @click.option("--items-per-call", type=click.IntRange(1, 200), default=20, help="Entries asked for per call.")
 @work_options
 @budget_options
-@click.option("--max-calls", type=click.IntRange(min=0), default=0, help="LLM calls this node may make (0 = until exhausted).")
+@click.option("--max-calls", type=click.IntRange(min=0), default=0, help="Enumeration calls this node may make (0 = until exhausted); split and verification calls come on top.")
 @click.option("--exit-when-done", is_flag=True, help="Exit 0 once exhausted or out of budget, list written.")
 @click.option("--observation-detail-days", type=click.FloatRange(min=0), default=30.0,
               help="Keep what the model wrote per call (the 'why dropped' view) this many days; its counts, "

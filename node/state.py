@@ -156,7 +156,8 @@ class NodeState:
         counts = Counter(item.match for item in record.items)
         seen = self._seen_in[record.partition]
         # New to the list counts whatever arrived first: the call's own entry records are
-        # applied as its lines complete, before its observation, and a peer's may come either way
+        # applied as its lines complete, before its observation, and a peer's may come either way.
+        # (Two calls that made one entry new at once, before hearing of each other, both count it.)
         fresh = len({item.entry_id for item in record.items if item.match is MatchKind.NEW or item.entry_id not in seen})
         for index, item in enumerate(record.items):
             self._generated[item.entry_id] += 1

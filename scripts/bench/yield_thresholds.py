@@ -116,7 +116,7 @@ def markdown(summary: Mapping[str, Mapping[str, Any]], *, command: str, seeds: S
              "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in rows(summary)]
     lines += ["", f"Simulated LLM parameters {sim_params}; seeds {list(seeds)}.", "",
-              f"Machine: {machine_summary(machine)}."]  # fmt: skip
+              machine_summary(machine)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

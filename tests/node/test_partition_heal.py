@@ -53,17 +53,21 @@ class MembershipWatch:
             self._dead_now = dead_now
             await asyncio.sleep(WATCH_INTERVAL_S)
 
-    def false_deaths(self, healthy_pairs: Iterable[tuple[str, str]], *,
-                     since_s: float = 0.0) -> list[tuple[float, str, str]]:  # fmt: skip
+    def false_deaths(self, healthy_pairs: Iterable[tuple[str, str]], *, since_s: float = 0.0,
+                     heal_s: float | None = None) -> list[tuple[float, str, str]]:  # fmt: skip
         """Deaths of ``(observer, member)`` pairs that could reach each other, declared at or after
-        ``since_s`` — except a verdict passed on: one an observer that could not reach the member
-        had declared first (SWIM gossips a death, and a suspicion raised across a cut can run out
-        just after the heal, before the member's refutation gets there: the cut's doing)."""
+        ``since_s`` — except, once the cut healed at ``heal_s``, a verdict passed on: one an
+        observer that could not reach the member had declared first (SWIM gossips a death, and a
+        suspicion raised across the cut can run out just after the heal, before the member's
+        refutation gets there: the cut's doing). While the cut holds nothing crosses it, so every
+        death inside a side counts."""
         pairs = set(healthy_pairs)
 
         def passed_on(death: tuple[float, str, str]) -> bool:
-            return any(when <= death[0] and member == death[2] and (observer, member) not in pairs
-                       for when, observer, member in self.deaths)  # fmt: skip
+            return heal_s is not None and death[0] >= heal_s and any(
+                when <= death[0] and member == death[2] and (observer, member) not in pairs
+                for when, observer, member in self.deaths
+            )
 
         return [death for death in self.deaths
                 if (death[1], death[2]) in pairs and death[0] >= since_s and not passed_on(death)]  # fmt: skip
@@ -155,7 +159,8 @@ def test_a_three_two_split_at_ten_percent_loss_heals_to_one_set_with_every_ackno
     final = _keys(tmp_path, names)
     lost = len(acknowledged - final["node1"])
     same_side = _pairs(side_a) | _pairs(side_b)
-    false = watch.false_deaths(same_side) + watch.false_deaths(_pairs(names), since_s=times.get("rejoined", 0.0))
+    false = (watch.false_deaths(same_side, heal_s=times["heal"])
+             + watch.false_deaths(_pairs(names), since_s=times.get("rejoined", 0.0)))  # fmt: skip
     cross_deaths = len([death for death in watch.deaths if (death[1], death[2]) not in same_side])
     suite_report.record(
         SECTION, "in memory (virtual s): 5 nodes split 3|2 + loss .1", faults="partition + 10% loss",

@@ -36,7 +36,7 @@ def test_a_call_is_fresh_for_entries_new_to_its_partition_counted_once() -> None
 def test_a_calls_own_new_entries_are_fresh_whether_they_arrive_before_or_after_its_observation() -> None:
     """The producer commits each new entry as its line completes, before the call's observation:
     those entries are already seen in the partition when the observation lands, and still fresh.
-    A peer may receive the two in either order; the yield must not depend on it."""
+    A peer may receive the two in either order; the call's yield must not depend on it."""
     bergen, tromso = (EntryRecord(entry_id(text), text, "Norway", "n1", 5) for text in ("Bergen", "Tromsø"))
     earlier = EntryRecord(entry_id("Oslo"), "Oslo", "Norway", "n2", 1)
     items = (

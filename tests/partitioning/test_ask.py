@@ -141,6 +141,17 @@ def test_a_drying_leaf_is_retired_after_no_more_calls_and_with_no_more_invention
     # its next calls are still full asks: the gain of 2.5 helps only below 0.4 fresh per item.
 
 
+@pytest.mark.parametrize("adaptive", [False, True], ids=["fixed-ask", "adaptive-ask"])
+@pytest.mark.parametrize("stock", [0, 10, 60])
+def test_at_the_shipped_thresholds_a_leaf_dry_but_for_its_inventions_is_retired(stock: int, adaptive: bool) -> None:
+    """Inventions are fresh to the list; at the defaults a leaf whose empty slots are a quarter
+    invented (the simulator's exhausted-part rate) is still retired within a window of going dry."""
+    config = PartitionConfig(adaptive_ask=adaptive)
+    calls, real, _ = _run_leaf(config, stock, invent_share=0.25)
+    assert real == stock
+    assert calls <= math.ceil(stock / ITEMS) + config.window_calls
+
+
 @pytest.mark.parametrize(
     "changes", [{"ask_gain": 0.0}, {"ask_gain": -1.0}, {"ask_gain": math.nan}, {"ask_gain": math.inf}, {"min_ask": 0}]
 )

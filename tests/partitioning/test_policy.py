@@ -93,7 +93,7 @@ def test_thresholds_come_from_the_config() -> None:
 
 def test_a_big_leaf_splits_below_the_split_share_and_any_other_is_retired_only_below_the_low_share() -> None:
     """Two thresholds: dividing a big leaf pays before it is dry; a leaf that cannot divide runs on."""
-    config = PartitionConfig(low_yield_share=0.4, split_yield_share=0.7)
+    config = dataclasses.replace(RULES, split_yield_share=0.7)
     half = {"recent_new": 30}  # 30 fresh of 60 asked: 0.5
     assert judge(leaf(**half, known=40), config, ITEMS).verdict is Verdict.SPLIT
     assert judge(leaf(**half, known=39), config, ITEMS).verdict is Verdict.KEEP
@@ -101,7 +101,7 @@ def test_a_big_leaf_splits_below_the_split_share_and_any_other_is_retired_only_b
     assert judge(leaf(recent_new=42, known=40), config, ITEMS).verdict is Verdict.KEEP  # 0.7: at the share
     assert judge(leaf(recent_new=23, known=39), config, ITEMS).verdict is Verdict.RETIRE
     # a split share under the low share: a big leaf below the low share is still split, never retired
-    lenient = PartitionConfig(low_yield_share=0.4, split_yield_share=0.1)
+    lenient = dataclasses.replace(RULES, split_yield_share=0.1)
     assert judge(leaf(recent_new=12, known=40), lenient, ITEMS).verdict is Verdict.SPLIT
 
 
