@@ -57,8 +57,9 @@ from scripts.bench.report import machine_info, machine_summary, write_results  #
 SECTION = "Precision"
 ASK_NOTE = (
     "*Adaptive ask* (issue #15, `partitioning.ask`): a call asks ceil(ask_gain × the leaf's fresh entries per call "
-    "over its last `window_calls` calls) items, within min_ask..20; a leaf is still retired or split when its "
-    "fresh entries per item *really asked* fall below `low_yield_share` — the judge recomputes each call's ask "
+    "over its last `window_calls` calls) items, within min_ask..20; a leaf is still split or retired when its "
+    "fresh entries per item *really asked* fall below `split_yield_share` (a big leaf) or `low_yield_share` (any "
+    "other) — the judge recomputes each call's ask "
     "from the calls before it, since observation records do not carry it. *Invented lines*: lines naming no "
     "real item of the universe (worst node); *leaves*: leaves of the final plan."
 )
