@@ -33,6 +33,7 @@ and at the highest coverage every configuration reached. Tables and verdicts:
 
 Run: .venv/bin/python scripts/bench/levers.py [--universe european-cities] [--seeds 1 2 3]
      [--budget-per-node 1000] [--workers 2] [--only NAME ...] [--no-write] [--save-runs FILE | --load-runs FILE]
+     [--note TEXT]
      (the full run: seeds 1 2 3, budget 1000 per node, 2 workers: ~42 min on 2 cores; --load-runs re-renders
      the tables, the PNG and the docs from a --save-runs file without running again)
 """
@@ -295,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--save-runs", type=Path, metavar="FILE", help="also keep every run, curves included (.json.gz)")
     parser.add_argument("--load-runs", type=Path, metavar="FILE",
                         help="render the runs kept by --save-runs instead of running (tables, PNG, docs)")  # fmt: skip
+    parser.add_argument("--note", default="", help="a line for the docs section, under the command (provenance)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     console = Console() if sys.stdout.isatty() else Console(width=240)
@@ -345,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = (f"scripts/bench/levers.py --universe {args.universe} --seeds {' '.join(map(str, args.seeds))} "
                f"--budget-per-node {args.budget_per_node} --workers {args.workers}")  # fmt: skip
     markdown = markdown_section(summary, diffs, command=command, budget=budget, seeds=args.seeds, machine=info,
-                                elapsed_s=elapsed, png=PNG_PATH if plotted else None, base=base)  # fmt: skip
+                                elapsed_s=elapsed, png=PNG_PATH if plotted else None, base=base,
+                                note=args.note)  # fmt: skip
     options = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     results = {"summary": summary, "diffs": diffs, "args": options, "run_budget_calls": budget,
                "elapsed_s": round(elapsed, 1), "base_config": base.describe(),

@@ -320,7 +320,8 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 def markdown_section(summary: Mapping[str, Any], diffs: Mapping[str, str], *, command: str, budget: int,
                      seeds: Sequence[int], machine: Mapping[str, Any], elapsed_s: float, png: Path | None,
-                     base: Any) -> str:  # fmt: skip
+                     base: Any, note: str = "") -> str:  # fmt: skip
+    """The section; ``note`` (say, where rendered runs came from) goes right under the command."""
     intro = (
         "One universe, seeds and LLM budget per run for every configuration; the same prompt builder, parser, dedup "
         "and concurrency per producer (2 calls); only the named lever differs from swarmlist (5 gossip nodes, "
@@ -331,7 +332,7 @@ def markdown_section(summary: Mapping[str, Any], diffs: Mapping[str, str], *, co
         "completion tokens, and virtual seconds since the nodes started, until the union of the lists first held that "
         "share; mean ± sd over the seeds, or in how many runs it was reached."
     )
-    parts = [f"`{command}`", intro]
+    parts = [f"`{command}`", *([note] if note else []), intro]
     for key, [(header, rows)] in _rows(summary, diffs).items():
         parts.append(f"**{_TITLES[key][0].upper()}{_TITLES[key][1:]}**\n\n{_markdown_table(header, rows)}")
     if png is not None:
