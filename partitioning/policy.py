@@ -7,12 +7,11 @@ Pure functions of a leaf's numbers (``LeafStats``), so every rule is a table tes
   the rest — design.md's "split when the context passes a threshold";
 - on **falling yield** (fresh entries per item asked over the last ``window_calls`` calls, by
   any node — fresh to the leaf: new to the list, or found before elsewhere and now generated
-  here, which puts them in the leaf's context): **split** a leaf big enough to be worth dividing
-  once its yield falls below ``split_yield_share`` (or ``low_yield_share``: a leaf that can be
-  divided is never retired) — a popularity-biased model keeps returning a big part's
-  favourites, and a smaller part has fewer of them (big: many known entries, or many still
-  unseen by the Chao1 estimate of its calls' repeat counts) — and **retire** any other leaf
-  below ``low_yield_share``: it is dry. A model that has run dry returns repeats and
+  here, which puts them in the leaf's context): **split** a leaf with many known entries once
+  its yield falls below ``split_yield_share`` — a popularity-biased model keeps returning a big
+  part's favourites, and a smaller part has fewer of them — and below ``low_yield_share`` split
+  one with many known entries or many still unseen by the Chao1 estimate of its calls' repeat
+  counts, and **retire** any other: it is dry. A model that has run dry returns repeats and
   inventions, so yield, not the repeat-count estimator (which inventions inflate), is the signal;
 - a leaf's **expected new entries per call** is its recent yield, blended with an optimistic
   prior while it has fewer than ``window_calls`` calls (an untried part is worth a try: the
@@ -80,8 +79,13 @@ def judge(stats: LeafStats, config: PartitionConfig, items_per_call: int) -> Dec
     asked = stats.recent_asked if stats.recent_asked is not None else stats.recent_calls * items_per_call
     share = stats.recent_new / max(1, asked)
     yield_text = f"{stats.recent_new / stats.recent_calls:.1f} new per call over the last {stats.recent_calls}"
-    big = stats.known >= config.min_split_entries or stats.remaining >= config.min_split_remaining
-    if splittable and big and share < max(config.split_yield_share, config.low_yield_share):
+    # Only known entries show a leaf big enough to divide while it still yields: early on every
+    # leaf's Chao1 is all singletons (many unseen), and a small part split then is judged again
+    # leaf by leaf. Once dry, an estimated unseen remainder is reason enough to divide.
+    big_now = stats.known >= config.min_split_entries
+    big_when_dry = big_now or stats.remaining >= config.min_split_remaining
+    dipped = share < config.split_yield_share and big_now
+    if splittable and (dipped or (share < config.low_yield_share and big_when_dry)):
         return Decision(
             Verdict.SPLIT,
             f"yield fell to {yield_text} with {stats.known} known and ~{stats.remaining:.0f} estimated unseen",

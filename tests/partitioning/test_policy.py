@@ -92,11 +92,16 @@ def test_thresholds_come_from_the_config() -> None:
 
 
 def test_a_big_leaf_splits_below_the_split_share_and_any_other_is_retired_only_below_the_low_share() -> None:
-    """Two thresholds: dividing a big leaf pays before it is dry; a leaf that cannot divide runs on."""
+    """Two thresholds: dividing a leaf with many known entries pays before it is dry; a leaf that
+    cannot divide runs on."""
     config = dataclasses.replace(RULES, split_yield_share=0.7)
     half = {"recent_new": 30}  # 30 fresh of 60 asked: 0.5
     assert judge(leaf(**half, known=40), config, ITEMS).verdict is Verdict.SPLIT
     assert judge(leaf(**half, known=39), config, ITEMS).verdict is Verdict.KEEP
+    # many estimated unseen is no reason to divide a part that still yields: early on, a leaf's
+    # Chao1 is all singletons; it is one once the leaf runs dry
+    assert judge(leaf(**half, known=39, remaining=50.0), config, ITEMS).verdict is Verdict.KEEP
+    assert judge(leaf(recent_new=23, known=39, remaining=50.0), config, ITEMS).verdict is Verdict.SPLIT
     assert judge(leaf(**half, known=40, can_split=False), config, ITEMS).verdict is Verdict.KEEP
     assert judge(leaf(recent_new=42, known=40), config, ITEMS).verdict is Verdict.KEEP  # 0.7: at the share
     assert judge(leaf(recent_new=23, known=39), config, ITEMS).verdict is Verdict.RETIRE
