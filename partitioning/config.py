@@ -62,10 +62,11 @@ class PartitionConfig:
     # node owns (all of them when it owns none); "shared" — the network's calls dealt out as one
     # central scheduler would spread them (policy.share_calls), owners first, any node retiring
     # a dry leaf. Measured side by side (scripts/bench/levers.py, seeds 1-3): shared reached
-    # 10/20/40% of the universe in 120/272/677 calls against owned's 171/361/777, but 50% in as
-    # many (963 against 995), 80% of what the model knows in 5% more, and spent 8.5% more calls
-    # in all (2,199 against 2,026) at the same precision: owned stays the default, as it costs
-    # less to finish, which is the point of enumerating everything.
+    # 10/20/40/50% of the universe in 119/240/569/825 calls against owned's 148/318/768/939 and
+    # 80% of what the model knows in 3% fewer (1,672 against 1,716), but spent 7.5% more calls in
+    # all (2,241 against 2,084) for the same final coverage (72.8%) at 1 point less precision.
+    # Owned stays the default as it costs less to finish; shared is the one to try when early
+    # progress matters more.
     schedule: Literal["owned", "shared"] = "owned"
 
     def __post_init__(self) -> None:
