@@ -293,7 +293,7 @@ async def test_the_producer_on_a_planner_covers_more_than_without_on_the_same_bu
     with_plan, plan = await covered(True)
     without, _ = await covered(False)
     assert plan is not None and plan.depth >= 1 and len(plan.leaves()) >= 4
-    assert with_plan > 2 * without, (with_plan, without)  # measured 1,015 vs 421 (backend seeds 5-8: 2.3-3.0x)
+    assert with_plan > 2.5 * without, (with_plan, without)  # measured 1,525 vs 421 (backend seeds 5-8: 3.2-3.6x)
 
 
 async def test_concurrent_splits_on_two_nodes_converge_to_one_plan(tmp_path: Path) -> None:
