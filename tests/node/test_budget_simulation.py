@@ -60,8 +60,8 @@ def _run(config: SimConfig, probe: SpendProbe) -> SimReport:
 
 
 def test_five_nodes_stop_at_the_network_budget_within_the_stated_overshoot(tmp_path: Path) -> None:
-    """Budget 200 calls, 5 nodes × 2 in flight: spend − budget ≤ Σ_{j≠i} concurrency_j + unreplicated calls."""
-    budget, nodes, concurrency = 200, 5, 2
+    """Budget 120 calls, 5 nodes × 2 in flight: spend − budget ≤ Σ_{j≠i} concurrency_j + unreplicated calls."""
+    budget, nodes, concurrency = 120, 5, 2  # the topic alone takes ~180 calls (seed 3): the budget binds
     config = SimConfig(nodes=nodes, universe="countries", rng_seed=3, concurrency=concurrency,
                        budget=BudgetConfig(calls=budget), time_limit_s=3000.0, sample_interval_s=30.0,
                        data_dir=tmp_path)  # fmt: skip
@@ -69,7 +69,7 @@ def test_five_nodes_stop_at_the_network_budget_within_the_stated_overshoot(tmp_p
     report = _run(config, probe)
 
     assert report.end_reason == "converged"
-    assert all(str(node["stop_reason"]).startswith("network budget of 200 LLM calls reached") for node in report.nodes)
+    assert all(str(node["stop_reason"]).startswith(f"network budget of {budget} LLM calls reached") for node in report.nodes)
     held = [_usage_on_disk(tmp_path / name) for name in config.node_names()]
     assert all(records == held[0] for records in held)  # every node knows every call
     spend = len(held[0])
