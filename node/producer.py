@@ -230,13 +230,15 @@ class Producer:
         if late:
             log.info("stop: cancelled %d LLM call(s) still in flight after %.1fs", len(late), self._config.stop_grace_s)
 
+    def _call_budget_spent(self) -> bool:
+        return bool(self._config.max_calls) and self.stats.calls_started >= self._config.max_calls
+
     def _may_start_call(self, stop: asyncio.Event) -> bool:
         if stop.is_set():
             self.stop_reason = self.stop_reason or "stopped"
             return False
-        budget = self._config.max_calls
-        if budget and self.stats.calls_started >= budget:
-            self.stop_reason = self.stop_reason or f"call budget of {budget} spent"
+        if self._call_budget_spent():
+            self.stop_reason = self.stop_reason or f"call budget of {self._config.max_calls} spent"
             return False
         spent = self._budget.exhausted_reason() if self._budget is not None else None
         if spent is not None:
@@ -318,9 +320,8 @@ class Producer:
         try:
             if self._refused is not None:  # paused while the partition was picked: the answer could not be kept
                 return 0.0
-            budget = self._config.max_calls
-            if budget and self.stats.calls_started >= budget:  # another worker took the last call while
-                return 0.0  # this one waited on the pick (a split call): the budget is a hard cap
+            if self._call_budget_spent():  # another worker took the last call while this one
+                return 0.0  # waited on the pick (a split call): the budget is a hard cap
             return await self._call_on(partition)
         finally:
             self._partitions.release(partition)

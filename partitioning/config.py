@@ -28,8 +28,8 @@ class PartitionConfig:
     # (half the default known-entries budget: a part that fills the prompt is already one the
     # model half ignores — obedience falls as the list grows, design.md)
     split_attempts: int = 3  # unusable split answers before the alphabetical fallback
-    min_split_entries: int = 40  # a low-yield leaf this big (known entries) is split, not retired...
-    min_split_remaining: float = 10.0  # ...as is one with this many entries estimated unseen (Chao1)
+    min_split_entries: int = 40  # a leaf this big (known entries) is split when its yield dips...
+    min_split_remaining: float = 10.0  # ...and, once dry, one with this many estimated unseen (Chao1)
     max_depth: int = 8  # no split below this depth
     # The yield rules (partitioning.policy.judge), chosen on scripts/bench/yield_thresholds.py (the
     # levers setup, seeds 1-3; docs/partitioning.md "Choosing the yield thresholds"): splitting a
@@ -41,8 +41,8 @@ class PartitionConfig:
     # leaf too small to split. It must sit well above the share of names a model invents for an
     # exhausted part, since an invention is new to the list and counts as fresh: ~0.25 of the
     # answer (the simulator's invented_rate_exhausted, from published observations).
-    split_yield_share: float = 0.8  # a leaf big enough to divide is split once its yield falls below
-    # this or low_yield_share (it is never retired): its children, smaller pools, start near full yield
+    split_yield_share: float = 0.8  # a leaf with min_split_entries known is split once its yield dips
+    # below this: its children, smaller pools, start near full yield
     explore_prior: float = 1.0  # expected new per item asked of a leaf with no calls yet (optimistic)
     # The adaptive ask (partitioning.ask): a call asks ceil(ask_gain × the leaf's recent fresh
     # entries per call) items, within min_ask..items_per_call — a nearly dry leaf is probed with

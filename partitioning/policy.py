@@ -12,7 +12,9 @@ Pure functions of a leaf's numbers (``LeafStats``), so every rule is a table tes
   part's favourites, and a smaller part has fewer of them — and below ``low_yield_share`` split
   one with many known entries or many still unseen by the Chao1 estimate of its calls' repeat
   counts, and **retire** any other: it is dry. A model that has run dry returns repeats and
-  inventions, so yield, not the repeat-count estimator (which inventions inflate), is the signal;
+  inventions, and an invention counts as fresh, so the retire share must sit above the share a
+  model invents for an exhausted part; the repeat-count estimator is no better a signal, as
+  every invention is one more singleton;
 - a leaf's **expected new entries per call** is its recent yield, blended with an optimistic
   prior while it has fewer than ``window_calls`` calls (an untried part is worth a try: the
   "optimism in the face of uncertainty" of bandit scheduling, Auer et al. 2002);
