@@ -79,8 +79,8 @@ def summarise(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[s
         reached = {f"{level:.0%}": [_reach(run["curve"], level * truth) for run in group] for level in LEVELS}
         summary[name] = {
             "seeds": [run["seed"] for run in group],
-            "calls_to": {level: (_mean_sd([hit for hit in hits if hit is not None]) if all(h is not None for h in hits)
-                                 else None) for level, hits in reached.items()},  # fmt: skip
+            "calls_to": {level: None if None in hits else _mean_sd([hit for hit in hits if hit is not None])
+                         for level, hits in reached.items()},  # fmt: skip
             **{key: _mean_sd([float(run[key]) for run in group])
                for key in ("coverage", "calls", "split_calls", "precision")},  # fmt: skip
         }
@@ -107,9 +107,10 @@ def markdown(summary: Mapping[str, Mapping[str, Any]], *, command: str, seeds: S
              machine: Mapping[str, Any], sim_params: str) -> str:  # fmt: skip
     lines = [f"`{command}`", "",
              "Swarmlist as the levers benchmark runs it (5 nodes, european-cities, 1,000 calls per node at most), "
-             "only the yield thresholds changed: *split* = `split_yield_share` (a leaf with ≥ 40 known entries or "
-             "≥ 10 estimated unseen is split below it), *retire* = `low_yield_share` (any other leaf is retired "
-             "below it), *window* = `window_calls` (calls the yield is judged over). Coverage is of the universe "
+             "only the yield thresholds changed: *split* = `split_yield_share` (a leaf with ≥ 40 known entries is "
+             "split below it), *retire* = `low_yield_share` (below it, a leaf with ≥ 40 known or ≥ 10 estimated unseen "
+             "is split and any other retired), *window* = `window_calls` (calls the yield is judged over). Coverage is "
+             "of the universe "
              "(7,706 cities; the model knows ~89%); mean ± sd over the seeds.", "",
              "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in rows(summary)]
