@@ -219,10 +219,16 @@ async def test_page_of_the_third_node_shows_the_merged_cluster_list_live(
     partitions = tab.locator("#partitions-body tr.partition")
     await expect(tab.locator("#partitions-panel")).to_be_visible(timeout=CLUSTER_TIMEOUT_MS)
     await expect(partitions.first).to_be_visible()
-    owners = set(await partitions.locator("td:nth-child(2)").all_text_contents()) - {"–"}
-    assert owners and owners <= set(names)
-    states = set(await partitions.locator("td:nth-child(5)").all_text_contents())
-    assert states and states <= {"active", "split", "retired"}
+    # Read in one go: the plan moves on between two reads. By now the small topic may be exhausted,
+    # every leaf retired, so the check is row by row: an active part shows its live owner, a split or
+    # retired one shows none.
+    rows_shown = await partitions.evaluate_all(
+        "rows => rows.map(r => [r.cells[1].textContent, r.cells[4].textContent])"
+    )
+    assert rows_shown
+    for owner, state in rows_shown:
+        assert state in {"active", "split", "retired"}
+        assert (owner in names) if state == "active" else (owner == "–"), (owner, state)
     assert problems == []  # checked while the nodes run: once they stop, reconnects fail loudly
 
 
