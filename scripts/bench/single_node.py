@@ -1,32 +1,39 @@
-"""One node, one-shot, on the simulated LLM: coverage, precision, duplicates, cost, and how
-well the exhaustion estimate tracks the truth.
+"""One ``gossip-node --exit-when-done`` run on the simulated LLM, measured against ground truth.
 
-Runs the real producer (prompts, parser, dedup, SQLite store, stop rule) in-process with the
-in-process simulated LLM and no real waiting (latency and backoff sleeps are skipped; the
-simulated latency is still summed and reported). After every call it measures the list
-against the universe's ground truth (which the system itself never reads):
+Runs the real command as a user would (a subprocess: the CLI, the planner's partitioning, the
+producer, SQLite), to its own end: every partition retired or split. Then reads its data dir:
+the store's records, replayed in HLC order into a fresh ``NodeState``, are the node's state
+after any number of calls, so the run is measured at 25/50/75/100% of its calls without
+touching the node while it runs. The ground truth (the universe, which the node never reads)
+gives, at each point:
 
-- coverage: share of the universe's distinct entries that the list holds (canonical or alias);
-  also against the items the simulated model can produce at all (its long-tail ceiling);
-- precision: share of list lines that name a real item; alias leakage: lines whose real item
-  another line already holds (a duplicate the fuzzy stage missed);
-- the Chao1 estimate with its 95% interval, for several repeat-suppression corrections, and
-  whether the interval holds the truth (the items the model can still produce).
+- coverage of the universe (a line counts for its item if its text or an alias names it),
+  and of the items the simulated model can produce at all (its long-tail ceiling);
+- precision (lines naming a real item), alias leakage (lines whose item another line already
+  holds), duplicate share (generated items that were exact or fuzzy duplicates);
+- LLM calls (enumeration and split calls) and tokens, from the node's own usage records;
+- the node's exhaustion estimate as the page shows it (``node.assembly.exhaustion_estimate``,
+  plan-aware: unseen entries only in live partitions), as entries remaining with its 95%
+  interval, beside the truth: the real items the rest of the run went on to find.
 
-Run: .venv/bin/python scripts/bench/single_node.py [--universe european-cities] [--seeds 1 2 3]
+Run: .venv/bin/python scripts/bench/single_node.py [--universe european-cities] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import math
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence, Set as AbstractSet
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,230 +42,269 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # ahead of scripts/bench, whose webui.py would shadow the package
 from scripts.bench.report import machine_info, machine_summary, write_results  # noqa: E402
 
-from node.estimate import StopRule, estimate_topic  # noqa: E402
-from node.hlc import HybridClock  # noqa: E402
-from node.llm.sim.backend import SimulatedBackend  # noqa: E402
+from node.assembly import exhaustion_estimate  # noqa: E402
+from node.hlc import hlc_physical_ms  # noqa: E402
 from node.llm.sim.model import SimulatedModel  # noqa: E402
 from node.llm.sim.params import SimParams  # noqa: E402
 from node.llm.sim.universe import load_universe  # noqa: E402
-from node.producer import Producer, ProducerConfig  # noqa: E402
-from node.runtime import ExhaustionTracker  # noqa: E402
+from node.records import ObservationRecord, PlanRecord, Record, UsageRecord  # noqa: E402
 from node.state import NodeState  # noqa: E402
 from node.store import Store  # noqa: E402
+from partitioning.plan import PartitionPlan  # noqa: E402
 
-SUPPRESSIONS = (0.0, 0.3, 0.5, 0.7)
+TOPIC = "cities of Europe"
+POINTS = (25, 50, 75, 100)
+GOSSIP_NODE = Path(sys.executable).with_name("gossip-node")
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    calls: int
+class Point:
+    """The node's state after one share of its run's enumeration calls."""
+
+    share: int  # % of the run's enumeration calls
+    calls: int  # enumeration calls (observation records)
+    llm_calls: int  # every LLM call: enumeration, split and failed ones (usage records)
+    tokens: int  # prompt + completion
+    elapsed_s: float  # since the node's first record (HLC wall-clock part)
     lines: int
-    items: int
-    tokens: int
-    simulated_latency_s: float
-    coverage: float  # of the universe's truth
-    coverage_of_producible: float  # of what the model can produce
+    real_covered: int  # universe items the list holds
+    coverage: float
+    coverage_of_producible: float
     precision: float
     alias_leakage: float
-    duplicate_share: float  # generated items that were exact/fuzzy duplicates
-    producible: int  # truth: distinct entries the model can produce
-    estimates: dict[str, tuple[float, float, float]]  # suppression -> (estimate, low, high)
-    real_only: tuple[float, float, float]  # estimate over samples of real items only, s=0
+    duplicate_share: float
+    live_leaves: int
+    remaining: tuple[float, float, float]  # the node's estimate of entries remaining: centre, low, high
+    found_later: int  # truth: real items the rest of the run added
 
 
-async def _no_wait(_seconds: float) -> None:
-    return None
+@dataclass(frozen=True)
+class Run:
+    seed: int
+    exit_code: int
+    wall_s: float
+    producible: int
+    universe_size: int
+    points: list[Point]
 
 
-async def run_once(universe_name: str, seed: int, producer_config: ProducerConfig) -> list[Snapshot]:
-    universe = load_universe(universe_name)
-    truth_index = universe.id_of_any_name()
-    truth_ids = universe.truth_ids()
-    params = SimParams().replace(time_scale=1.0)  # latency computed at real pace, never waited
-    model = SimulatedModel(universe, params, knowledge_seed=seed)
-    producible_items = model.known_items()
-    name_id_of_item = {index: key for key, index in truth_index.items()}
-    producible = len({universe.items[i].name for i in producible_items})
-    backend = SimulatedBackend(model, seed=seed, sleep=_no_wait, hang_timeout_s=60.0)
-    latency = 0.0
-    original_answer = backend._answer
+def run_node(universe: str, seed: int, data_dir: Path, extra: Sequence[str] = ()) -> tuple[int, float]:
+    """The user's command, to its end; (exit code, wall seconds). Its log goes to ``data_dir/node.log``."""
+    command = [str(GOSSIP_NODE), "--topic", TOPIC if universe == "european-cities" else universe,
+               "--llm", "sim", "--universe", universe, "--exit-when-done", "--data-dir", str(data_dir / "node"),
+               "--port", "0", "--rng-seed", str(seed), *extra]  # fmt: skip
+    started = time.perf_counter()
+    with open(data_dir / "node.log", "wb") as log_file:
+        code = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False).returncode
+    return code, time.perf_counter() - started
 
-    def answer_and_count(messages):  # type: ignore[no-untyped-def]
-        nonlocal latency
-        answer = original_answer(messages)
-        latency += answer.latency_s
-        return answer
 
-    backend._answer = answer_and_count  # type: ignore[method-assign]
-    snapshots: list[Snapshot] = []
-    with tempfile.TemporaryDirectory() as directory:
-        store = await Store.open(directory, topic=universe.topic)
-        state = NodeState()
-        tracker = ExhaustionTracker(state, StopRule())
-        last_calls = 0
-
-        def snapshot() -> None:
-            nonlocal last_calls
-            calls = state.observation_count
-            if calls == last_calls:
-                return
-            last_calls = calls
-            snapshots.append(_measure(state, producer, truth_index, truth_ids, producible_items, producible, latency))
-
-        producer = Producer(
-            config=producer_config, backend=backend, store=store, state=state, clock=HybridClock(),
-            topic=universe.topic, should_stop=tracker.reason_to_stop,
-            on_change=snapshot, sleep=_no_wait,
-        )  # fmt: skip
-        await producer.run(asyncio.Event())
+async def load_records(data_dir: Path, topic: str) -> list[Record]:
+    store = await Store.open(data_dir, topic=topic)
+    try:
+        return await store.load_records()
+    finally:
         await store.aclose()
-    del name_id_of_item
-    return snapshots
 
 
-def _measure(state, producer, truth_index, truth_ids, producible_items, producible, latency) -> Snapshot:  # type: ignore[no-untyped-def]
-    covered: set[int] = set()
-    real_lines = leaked = 0
-    for line in state.entries:
-        items = {truth_index[r.id] for r in (line.record, *line.aliases) if r.id in truth_index}
-        if line.record.id in truth_index:
-            real_lines += 1
-            if truth_index[line.record.id] in covered:
-                leaked += 1
-        covered |= items
-    lines = len(state.entries)
-    truth_size = len(truth_ids)
-    covered_names = {truth_index_key for truth_index_key in covered}
-    estimates = {}
-    for suppression in SUPPRESSIONS:
-        overall = estimate_topic(state.sample_stream(), repeat_suppression=suppression).overall
-        estimates[f"{suppression:g}"] = (overall.estimate, overall.low, overall.high)
-    real_samples = [(p, e) for p, e in state.sample_stream() if e in truth_index]
-    real = estimate_topic(real_samples).overall
-    calls = state.calls()
-    items = sum(call.items for call in calls)
-    new = sum(call.new for call in calls)
-    return Snapshot(
-        calls=len(calls),
-        lines=lines,
-        items=items,
-        tokens=producer.stats.prompt_tokens + producer.stats.completion_tokens,
-        simulated_latency_s=latency,
-        coverage=len(covered_names) / truth_size,
-        coverage_of_producible=len(covered & producible_items) / max(1, len(producible_items)),
-        precision=real_lines / lines if lines else 1.0,
-        alias_leakage=leaked / lines if lines else 0.0,
-        duplicate_share=(items - new) / items if items else 0.0,
-        producible=producible,
-        estimates=estimates,
-        real_only=(real.estimate, real.low, real.high),
+def replay(records: Iterable[Record], universe_name: str, seed: int) -> tuple[list[Point], int, int]:
+    """The run's records in HLC order into a fresh state, measured at each share of its calls;
+    (points, items the model can produce, universe size)."""
+    universe = load_universe(universe_name)
+    ground = _Ground(universe.id_of_any_name(), SimulatedModel(universe, SimParams(), knowledge_seed=seed).known_items())
+    ordered = sorted(records, key=lambda record: record.hlc)
+    total_calls = sum(isinstance(record, ObservationRecord) for record in ordered)
+    # the last point is the run's end, after its final retirements, not its last call
+    marks = {max(1, round(total_calls * share / 100)): share for share in POINTS[:-1]}
+    state = NodeState()
+    plan_events: list[PlanRecord] = []
+    llm_calls = tokens = calls = 0
+    start_ms = hlc_physical_ms(ordered[0].hlc) if ordered else 0
+    measured: list[tuple[Point, int]] = []
+
+    def measure(share: int, hlc: int) -> None:
+        point, covered = ground.measure(state, PartitionPlan(plan_events))
+        elapsed_s = (hlc_physical_ms(hlc) - start_ms) / 1000
+        point = replace(point, share=share, calls=calls, llm_calls=llm_calls, tokens=tokens, elapsed_s=elapsed_s)
+        measured.append((point, covered))
+
+    for record in ordered:
+        state.apply(record)
+        if isinstance(record, UsageRecord):
+            llm_calls += 1
+            tokens += record.prompt_tokens + record.completion_tokens
+        elif isinstance(record, PlanRecord):
+            plan_events.append(record)
+        elif isinstance(record, ObservationRecord):
+            calls += 1
+            if calls in marks:
+                measure(marks[calls], record.hlc)
+    if ordered:
+        measure(POINTS[-1], ordered[-1].hlc)
+    final = measured[-1][1] if measured else 0
+    points = [replace(point, found_later=final - covered) for point, covered in measured]
+    producible = len({universe.items[i].name for i in ground.producible_items})
+    return points, producible, len(universe.truth_ids())
+
+
+@dataclass(frozen=True)
+class _Ground:
+    """The universe's ground truth, which only the benchmark reads."""
+
+    truth_index: Mapping[str, int]  # any name's id -> item
+    producible_items: AbstractSet[int]  # items the simulated model can produce at all
+
+    def measure(self, state: NodeState, plan: PartitionPlan) -> tuple[Point, int]:
+        """The list's quality and the node's estimate now (counters left 0); and the items it covers."""
+        covered: set[int] = set()
+        real_lines = leaked = 0
+        for line in state.entries:
+            records = (line.record, *line.aliases)
+            items = {self.truth_index[record.id] for record in records if record.id in self.truth_index}
+            if line.record.id in self.truth_index:
+                real_lines += 1
+                if self.truth_index[line.record.id] in covered:
+                    leaked += 1
+            covered |= items
+        lines = len(state.entries)
+        calls = state.calls()
+        generated = sum(call.items for call in calls)
+        new = sum(call.new for call in calls)
+        estimate = exhaustion_estimate(state, plan)
+        seen = estimate.observed
+        point = Point(
+            share=0, calls=0, llm_calls=0, tokens=0, elapsed_s=0.0, lines=lines, real_covered=len(covered),
+            coverage=len(covered) / len(set(self.truth_index.values())),
+            coverage_of_producible=len(covered & self.producible_items) / max(1, len(self.producible_items)),
+            precision=real_lines / lines if lines else 1.0,
+            alias_leakage=leaked / lines if lines else 0.0,
+            duplicate_share=(generated - new) / generated if generated else 0.0,
+            live_leaves=len(plan.live_leaves()),
+            remaining=(estimate.estimate - seen, estimate.low - seen, estimate.high - seen),
+            found_later=0,
+        )  # fmt: skip
+        return point, len(covered)
+
+
+def measure_run(universe: str, seed: int, workdir: Path, extra: Sequence[str] = ()) -> Run:
+    code, wall = run_node(universe, seed, workdir, extra)
+    if code != 0:
+        raise SystemExit(f"gossip-node exited {code} (seed {seed}); its log: {workdir / 'node.log'}")
+    topic = TOPIC if universe == "european-cities" else universe
+    records = asyncio.run(load_records(workdir / "node", topic))
+    points, producible, size = replay(records, universe, seed)
+    return Run(seed, code, wall, producible, size, points)
+
+
+def _row(point: Point) -> list[str]:
+    centre, low, high = point.remaining
+    return [f"{point.share}%", f"{point.calls:,}", f"{point.llm_calls:,}", f"{point.tokens:,}",
+            f"{point.elapsed_s:.0f} s", f"{point.lines:,}", f"{point.coverage:.1%}",
+            f"{point.coverage_of_producible:.1%}", f"{point.precision:.1%}", f"{point.alias_leakage:.2%}",
+            f"{point.duplicate_share:.0%}", f"{point.live_leaves:,}",
+            f"{centre:,.0f} ({low:,.0f}–{high:,.0f})", f"{point.found_later:,}"]  # fmt: skip
+
+
+COLUMNS = ("point", "calls", "LLM calls", "tokens", "elapsed", "list lines", "coverage", "of producible",
+           "precision", "alias leakage", "dup share", "live parts", "estimated remaining (95%)",
+           "found later (truth)")  # fmt: skip
+
+
+def summary(runs: Sequence[Run]) -> str:
+    """How the node's estimate fared against the truth at the points before each run's end (at
+    the end every part is retired and the estimate is 0, trivially right)."""
+    before_end = [point for run in runs for point in run.points[:-1]]
+    if not before_end:
+        return ""
+    finite = [point for point in before_end if math.isfinite(point.remaining[2])]
+    held = sum(point.remaining[1] <= point.found_later <= point.remaining[2] for point in finite)
+    ratios = sorted(max(point.remaining[0], 1.0) / max(point.found_later, 1) for point in before_end)
+    return (
+        f"Before the end, the estimate's upper bound was infinite at {len(before_end) - len(finite)} of "
+        f"{len(before_end)} points (a live part not called yet could hold anything); its finite intervals "
+        f"held the truth at {held} of {len(finite)}. Its centre was {ratios[0]:.1f}–{ratios[-1]:.1f}× what the "
+        f"rest of the run found (median {ratios[len(ratios) // 2]:.1f}×)."
     )
 
 
-def _checkpoints(snapshots: Sequence[Snapshot]) -> list[tuple[str, Snapshot]]:
-    total = len(snapshots)
-    return [(f"{share}%", snapshots[max(0, round(total * share / 100) - 1)]) for share in (25, 50, 75, 100)]
+def render(runs: Sequence[Run], results: Mapping[str, Any], machine: Mapping[str, Any], console: Console) -> str:
+    """Print each run's table; return the docs section."""
+    command = results["command"]
+    tables: list[str] = []
+    for run in runs:
+        table = Table(title=f"{command} (seed {run.seed}): ended in {run.wall_s:.0f} s, exit {run.exit_code}")
+        for column in COLUMNS:
+            table.add_column(column, justify="right")
+        rows = [_row(point) for point in run.points]
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        tables += [f"**Seed {run.seed}** (wall time {run.wall_s:.0f} s; the model can produce {run.producible:,} "
+                   f"of the universe's {run.universe_size:,} items)", "",
+                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
+                   *("| " + " | ".join(row) + " |" for row in rows), ""]  # fmt: skip
+    findings = summary(runs)
+    console.print(findings)
+    seeds = " ".join(str(run.seed) for run in runs)
+    return "\n".join([
+        f"`scripts/bench/single_node.py --universe {results['universe']} --seeds {seeds}` "
+        f"({results['wall_s'] / 60:.0f} min): the real command `{command}` (its defaults: partitioning on, "
+        "2 concurrent calls, 20 entries a call, simulated latency × 0.05), run to its own end, then its data "
+        "dir's records replayed in HLC order and measured against the universe's ground truth at 25/50/75/100% "
+        "of its enumeration calls (100% is the end, after the last retirements). *LLM calls* adds split calls "
+        "and failed ones; *elapsed* is the node's own clock. *Estimated remaining* is the node's plan-aware "
+        "estimate as its page shows it (entries not yet seen in the partitions still live, 95% interval); "
+        "*found later* is the truth it estimates: the real items the rest of the run went on to find. "
+        f"Simulated LLM parameters {results['sim_params']['version']}.",
+        "",
+        *tables,
+        findings,
+        "",
+        machine_summary(machine),
+        "",
+    ])  # fmt: skip
 
 
-def _interval_holds(snapshot: Snapshot, key: str, truth: int) -> bool:
-    _estimate, low, high = snapshot.estimates[key]
-    return low <= truth <= high
+def _load(path: Path) -> tuple[list[Run], dict[str, Any], dict[str, Any]]:
+    saved = json.loads(path.read_text())  # as write_results wrote it: the machine beside the results
+    results: dict[str, Any] = saved["results"]
+    runs = [Run(**{**run, "points": [Point(**{**point, "remaining": tuple(point["remaining"])})
+                                     for point in run["points"]]}) for run in results["runs"]]  # fmt: skip
+    return runs, results, saved["machine"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--universe", default="european-cities")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--calibration-universe", default="countries")
-    parser.add_argument("--calibration-seeds", type=int, default=20)
+    parser.add_argument("--universe", default="european-cities", choices=["countries", "european-cities"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="--rng-seed of each run")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "single_node.json")
+    parser.add_argument("--load", action="store_true", help="render --out's saved runs instead of running")
     parser.add_argument("--no-docs", action="store_true", help="print only; don't write docs/benchmarks.md")
     args = parser.parse_args()
-    console = Console(width=200)
-    logging.basicConfig(level=logging.ERROR)  # the producer's per-fault warnings would drown the tables
-    producer_config = ProducerConfig(concurrency=2)
-    params = SimParams()
-    alphas = {name: SimulatedModel(load_universe(name), params).popularity_alpha
-              for name in (args.universe, args.calibration_universe)}  # fmt: skip
-    console.print(f"simulated LLM parameters {params.version}: {params.describe()}; solved alpha {alphas}")
-    started = time.perf_counter()
-
-    main_runs = {seed: asyncio.run(run_once(args.universe, seed, producer_config)) for seed in args.seeds}
-    first_seed = args.seeds[0]
-    table = Table(title=f"gossip-node one-shot on {args.universe} (seed {first_seed}, producer {producer_config})")
-    for column in ("point", "calls", "list lines", "coverage", "of producible", "precision", "alias leakage",
-                   "dup share", "tokens", "sim. latency", "estimate (95%)", "truth"):  # fmt: skip
-        table.add_column(column, justify="right")
-    rows = []
-    for label, snap in _checkpoints(main_runs[first_seed]):
-        estimate, low, high = snap.estimates["0"]
-        row = [label, f"{snap.calls}", f"{snap.lines:,}", f"{snap.coverage:.1%}", f"{snap.coverage_of_producible:.1%}",
-               f"{snap.precision:.1%}", f"{snap.alias_leakage:.1%}", f"{snap.duplicate_share:.0%}",
-               f"{snap.tokens:,}", f"{snap.simulated_latency_s / 60:.1f} min",
-               f"{estimate:,.0f} ({low:,.0f}–{high:,.0f})", f"{snap.producible:,}"]  # fmt: skip
-        table.add_row(*row)
-        rows.append(row)
-    console.print(table)
-
-    # Estimator calibration: interval coverage of the producible truth at the 4 checkpoints,
-    # over many seeds on the small universe, for each repeat-suppression correction.
-    calibration_runs = [asyncio.run(run_once(args.calibration_universe, seed, producer_config))
-                        for seed in range(100, 100 + args.calibration_seeds)]  # fmt: skip
-    calibration: dict[str, dict[str, float]] = {}
-    for key in [f"{s:g}" for s in SUPPRESSIONS]:
-        per_point: dict[str, float] = {}
-        for share in ("25%", "50%", "75%", "100%"):
-            hits = []
-            for run in calibration_runs + list(main_runs.values()):
-                snap = dict(_checkpoints(run))[share]
-                hits.append(_interval_holds(snap, key, snap.producible))
-            per_point[share] = sum(hits) / len(hits)
-        calibration[key] = per_point
-    cal_table = Table(title=f"95% interval holds the producible truth ({args.calibration_seeds} seeds on "
-                            f"{args.calibration_universe} + {len(args.seeds)} on {args.universe})")  # fmt: skip
-    cal_table.add_column("repeat suppression s", justify="right")
-    for share in ("25%", "50%", "75%", "100%"):
-        cal_table.add_column(f"at {share}", justify="right")
-    for key, per_point in calibration.items():
-        cal_table.add_row(key, *(f"{value:.0%}" for value in per_point.values()))
-    console.print(cal_table)
-    elapsed = time.perf_counter() - started
-    console.print(f"wall time {elapsed:.0f}s")
-
-    results = {
-        "universe": args.universe,
-        "seeds": args.seeds,
-        "calibration_universe": args.calibration_universe,
-        "calibration_seeds": list(range(100, 100 + args.calibration_seeds)),
-        "producer": asdict(producer_config),
-        "sim_params": params.describe(),
-        "sim_alpha": alphas,
-        "checkpoints": {str(seed): [asdict(s) for _, s in _checkpoints(run)] for seed, run in main_runs.items()},
-        "interval_coverage": calibration,
-        "wall_s": elapsed,
-    }
-    header = "| point | calls | list lines | coverage | of producible | precision | alias leakage | dup share | tokens | sim. latency | estimate (95%) | truth |"
-    lines = [header, "|" + "---|" * 12] + ["| " + " | ".join(row) + " |" for row in rows]
-    cal_lines = ["| s | at 25% | at 50% | at 75% | at 100% |", "|---|---|---|---|---|"]
-    cal_lines += [f"| {key} | " + " | ".join(f"{v:.0%}" for v in per.values()) + " |" for key, per in calibration.items()]
-    markdown = "\n".join(
-        [
-            f"`scripts/bench/single_node.py`: one `gossip-node`-equivalent run to exhaustion on `{args.universe}` "
-            f"(seed {first_seed}; simulated LLM parameters {params.version}, alpha {alphas[args.universe]:g}; "
-            f"producer {producer_config}). "
-            "Coverage is against the universe's ground truth; *of producible* against the items the simulated "
-            "model can produce at all (its long-tail ceiling); *truth* in the estimate column is that count.",
-            "",
-            *lines,
-            "",
-            "How often the estimate's 95% interval holds the producible truth, by repeat-suppression correction s:",
-            "",
-            *cal_lines,
-            "",
-            machine_summary(machine_info()),
-            "",
-        ]
-    )
+    console = Console(width=220)
+    logging.basicConfig(level=logging.ERROR)
+    if args.load:
+        runs, results, machine = _load(args.out)
+    else:
+        started = time.perf_counter()
+        machine = machine_info()
+        runs = []
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory(prefix="swarmlist-single-") as directory:
+                console.print(f"seed {seed}: gossip-node --exit-when-done on {args.universe} …")
+                run = measure_run(args.universe, seed, Path(directory))
+            console.print(f"  ended (exit {run.exit_code}) in {run.wall_s:.0f} s after {run.points[-1].calls:,} calls")
+            runs.append(run)
+        results = {
+            "command": f'gossip-node --topic "{TOPIC}" --llm sim --universe {args.universe} --exit-when-done '
+                       "--data-dir DIR --port 0 --rng-seed SEED",
+            "universe": args.universe,
+            "seeds": args.seeds,
+            "sim_params": SimParams().describe(),
+            "runs": [asdict(run) for run in runs],
+            "wall_s": time.perf_counter() - started,
+        }  # fmt: skip
+    markdown = render(runs, results, machine, console)
     if not args.no_docs:
         write_results("Single node, one-shot", results, markdown, args.out)
         console.print(f"wrote {args.out} and docs/benchmarks.md")
