@@ -18,12 +18,14 @@ import pytest
 
 from gossip.testing import DEFAULT_WALL_START, run_virtual
 from node.codec import decode_record
+from node.evidence import EntryStatus, VerificationPolicy
 from node.errors import ConfigError
 from node.hlc import hlc_physical_ms
 from node.normalize import entry_id
 from node.producer import ProducerConfig
-from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, PlanRecord, Record
+from node.records import CapacityRecord, EntryRecord, MatchKind, ObservationRecord, PlanRecord, Record, VerdictRecord
 from node.simulation import NodeEvent, SimConfig, Simulation, SimReport, run_simulation, set_digest
+from node.state import NodeState
 from node.store import DB_FILENAME, Store
 from partitioning.config import PartitionConfig
 from partitioning.plan import PartitionPlan
@@ -271,6 +273,26 @@ def test_every_node_builds_the_same_partition_plan_and_stops_when_it_is_exhauste
     assert report.cluster["split_calls"] >= 1 and report.cluster["calls"] > report.cluster["split_calls"]
     covered = [leaf["coverage"] for leaf in report.plan["leaf_table"] if leaf["coverage"] is not None]
     assert covered and report.cluster["coverage_of_producible"] > 0.7
+
+
+def test_with_verification_every_node_ends_with_the_same_status_for_every_entry(tmp_path: Path) -> None:
+    """Verdicts are replicated records and a status is a pure function of the records: once the
+    nodes converge, every entry has one status on every node — here rebuilt from each node's
+    database, records in its own order — and verification settled entries both ways."""
+    policy = VerificationPolicy(call_share=0.3, batch=20)
+    report = run_simulation(_config(nodes=4, max_calls=0, data_dir=tmp_path, verification=policy, time_limit_s=600.0))
+    assert report.end_reason == "converged" and len(set(report.digests().values())) == 1
+    statuses = {}
+    for node in report.nodes:
+        records = list(_records_on_disk(tmp_path / node["name"]).values())
+        assert any(isinstance(record, VerdictRecord) for record in records)
+        state = NodeState(policy=policy)
+        state.apply_all(records)
+        statuses[node["name"]] = {line.id: state.status(line) for line in state.entries}
+    first = statuses["node1"]
+    assert all(each == first for each in statuses.values())
+    counts = Counter(first.values())
+    assert counts[EntryStatus.REJECTED] > 0 and counts[EntryStatus.CONFIRMED] > 0, counts
 
 
 def test_lever_knobs_reach_every_node_producer_config() -> None:
