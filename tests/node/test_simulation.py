@@ -41,7 +41,7 @@ def _records_on_disk(data_dir: Path) -> dict[str, Record]:
     """A node's committed records, read from its database file: key -> record."""
     connection = sqlite3.connect(f"file:{data_dir / DB_FILENAME}?mode=ro", uri=True)
     try:
-        rows = connection.execute("SELECT key, body FROM records").fetchall()
+        rows = connection.execute("SELECT key, body FROM records ORDER BY seq").fetchall()
     finally:
         connection.close()
     return {key: decode_record(bytes(body)) for key, body in rows}
@@ -278,7 +278,7 @@ def test_every_node_builds_the_same_partition_plan_and_stops_when_it_is_exhauste
 def test_with_verification_every_node_ends_with_the_same_status_for_every_entry(tmp_path: Path) -> None:
     """Verdicts are replicated records and a status is a pure function of the records: once the
     nodes converge, every entry has one status on every node — here rebuilt from each node's
-    database, records in its own order — and verification settled entries both ways."""
+    database, records in the order it stored them — and verification settled entries both ways."""
     policy = VerificationPolicy(call_share=0.3, batch=20)
     report = run_simulation(_config(nodes=4, max_calls=0, data_dir=tmp_path, verification=policy, time_limit_s=600.0))
     assert report.end_reason == "converged" and len(set(report.digests().values())) == 1
