@@ -2,19 +2,23 @@
 
 Runs the real command as a user would (a subprocess: the CLI, the planner's partitioning, the
 producer, SQLite), to its own end: every partition retired or split. Then reads its data dir:
-the store's records, replayed in HLC order into a fresh ``NodeState``, are the node's state
-after any number of calls, so the run is measured at 25/50/75/100% of its calls without
-touching the node while it runs. The ground truth (the universe, which the node never reads)
-gives, at each point:
+the store's records, applied in the order the node stored them to a fresh ``NodeState``, are
+the node's state after any number of calls, so the run is measured at 25/50/75% of its
+enumeration calls and at its end without touching the node while it runs. The ground truth
+(the universe, which the node never reads) gives, at each point:
 
 - coverage of the universe (a line counts for its item if its text or an alias names it),
   and of the items the simulated model can produce at all (its long-tail ceiling);
 - precision (lines naming a real item), alias leakage (lines whose item another line already
   holds), duplicate share (generated items that were exact or fuzzy duplicates);
-- LLM calls (enumeration and split calls) and tokens, from the node's own usage records;
-- the node's exhaustion estimate as the page shows it (``node.assembly.exhaustion_estimate``,
-  plan-aware: unseen entries only in live partitions), as entries remaining with its 95%
-  interval, beside the truth: the real items the rest of the run went on to find.
+- LLM calls (enumeration, split and failed ones) and tokens, from the node's usage records;
+- the node's exhaustion estimate as its page shows it (``node.assembly.exhaustion_estimate``:
+  entries not seen yet in the partitions still live, with a 95% interval), beside what the
+  rest of the run found: list lines (the estimate's own unit: it counts every distinct
+  generated entry, inventions too) and real items. Neither is exactly what the estimate
+  estimates — the planner retires each part once it runs dry, while Chao1 extrapolates as if
+  the calls went on — so they are references, not its truth (``scripts/bench/estimator.py``
+  scores the estimate against a held-out truth).
 
 Run: .venv/bin/python scripts/bench/single_node.py [--universe european-cities] [--seeds 0 1 2]
 """
@@ -43,11 +47,14 @@ sys.path.insert(0, str(ROOT))  # ahead of scripts/bench, whose webui.py would sh
 from scripts.bench.report import machine_info, machine_summary, write_results  # noqa: E402
 
 from node.assembly import exhaustion_estimate  # noqa: E402
+from node.config import LLMSettings  # noqa: E402
 from node.hlc import hlc_physical_ms  # noqa: E402
 from node.llm.sim.model import SimulatedModel  # noqa: E402
 from node.llm.sim.params import SimParams  # noqa: E402
 from node.llm.sim.universe import load_universe  # noqa: E402
+from node.producer import ProducerConfig  # noqa: E402
 from node.records import ObservationRecord, PlanRecord, Record, UsageRecord  # noqa: E402
+from node.sim_report import GroundTruth  # noqa: E402
 from node.state import NodeState  # noqa: E402
 from node.store import Store  # noqa: E402
 from partitioning.plan import PartitionPlan  # noqa: E402
@@ -55,6 +62,7 @@ from partitioning.plan import PartitionPlan  # noqa: E402
 TOPIC = "cities of Europe"
 POINTS = (25, 50, 75, 100)
 GOSSIP_NODE = Path(sys.executable).with_name("gossip-node")
+PRODUCER = ProducerConfig()  # gossip-node's producer defaults, which the command runs with
 
 
 @dataclass(frozen=True)
@@ -75,11 +83,14 @@ class Point:
     duplicate_share: float
     live_leaves: int
     remaining: tuple[float, float, float]  # the node's estimate of entries remaining: centre, low, high
-    found_later: int  # truth: real items the rest of the run added
+    lines_later: int  # list lines the rest of the run added
+    found_later: int  # real items the rest of the run added
 
 
 @dataclass(frozen=True)
 class Run:
+    """One run of the command and its points."""
+
     seed: int
     exit_code: int
     wall_s: float
@@ -107,29 +118,34 @@ async def load_records(data_dir: Path, topic: str) -> list[Record]:
         await store.aclose()
 
 
-def replay(records: Iterable[Record], universe_name: str, seed: int) -> tuple[list[Point], int, int]:
-    """The run's records in HLC order into a fresh state, measured at each share of its calls;
-    (points, items the model can produce, universe size)."""
+def replay(records: Sequence[Record], universe_name: str, seed: int) -> tuple[list[Point], int, int]:
+    """The run's records, in the order the node stored (and applied) them, into a fresh state,
+    measured at each share of its calls; (points, items the model can produce, universe size).
+
+    Not HLC order: a call's observation is stamped before it waits for the store, so another
+    call's records can carry a later HLC and still come first.
+    """
     universe = load_universe(universe_name)
-    ground = _Ground(universe.id_of_any_name(), SimulatedModel(universe, SimParams(), knowledge_seed=seed).known_items())
-    ordered = sorted(records, key=lambda record: record.hlc)
-    total_calls = sum(isinstance(record, ObservationRecord) for record in ordered)
+    truth = GroundTruth(universe, SimulatedModel(universe, SimParams(), knowledge_seed=seed))
+    total_calls = sum(isinstance(record, ObservationRecord) for record in records)
     # the last point is the run's end, after its final retirements, not its last call
-    marks = {max(1, round(total_calls * share / 100)): share for share in POINTS[:-1]}
+    marks = [max(1, round(total_calls * share / 100)) for share in POINTS[:-1]]
+    if len(set(marks)) < len(marks):
+        raise ValueError(f"a run of {total_calls} calls is too short to measure at {POINTS[:-1]}% of them")
     state = NodeState()
     plan_events: list[PlanRecord] = []
     llm_calls = tokens = calls = 0
-    start_ms = hlc_physical_ms(ordered[0].hlc) if ordered else 0
+    start_ms = min((hlc_physical_ms(record.hlc) for record in records), default=0)
+    latest_ms = start_ms
     measured: list[tuple[Point, int]] = []
 
-    def measure(share: int, hlc: int) -> None:
-        point, covered = ground.measure(state, PartitionPlan(plan_events))
-        elapsed_s = (hlc_physical_ms(hlc) - start_ms) / 1000
-        point = replace(point, share=share, calls=calls, llm_calls=llm_calls, tokens=tokens, elapsed_s=elapsed_s)
-        measured.append((point, covered))
+    def measure(share: int) -> None:
+        counters = _Counters(share, calls, llm_calls, tokens, (latest_ms - start_ms) / 1000)
+        measured.append(_measure(truth, state, PartitionPlan(plan_events), counters))
 
-    for record in ordered:
+    for record in records:
         state.apply(record)
+        latest_ms = max(latest_ms, hlc_physical_ms(record.hlc))
         if isinstance(record, UsageRecord):
             llm_calls += 1
             tokens += record.prompt_tokens + record.completion_tokens
@@ -138,60 +154,56 @@ def replay(records: Iterable[Record], universe_name: str, seed: int) -> tuple[li
         elif isinstance(record, ObservationRecord):
             calls += 1
             if calls in marks:
-                measure(marks[calls], record.hlc)
-    if ordered:
-        measure(POINTS[-1], ordered[-1].hlc)
-    final = measured[-1][1] if measured else 0
-    points = [replace(point, found_later=final - covered) for point, covered in measured]
-    producible = len({universe.items[i].name for i in ground.producible_items})
-    return points, producible, len(universe.truth_ids())
+                measure(POINTS[marks.index(calls)])
+    if records:
+        measure(POINTS[-1])
+    end_lines, end_covered = (measured[-1][0].lines, measured[-1][1]) if measured else (0, 0)
+    points = [replace(point, lines_later=end_lines - point.lines, found_later=end_covered - covered)
+              for point, covered in measured]  # fmt: skip
+    return points, len(truth.producible), truth.size
 
 
 @dataclass(frozen=True)
-class _Ground:
-    """The universe's ground truth, which only the benchmark reads."""
+class _Counters:
+    share: int
+    calls: int
+    llm_calls: int
+    tokens: int
+    elapsed_s: float
 
-    truth_index: Mapping[str, int]  # any name's id -> item
-    producible_items: AbstractSet[int]  # items the simulated model can produce at all
 
-    def measure(self, state: NodeState, plan: PartitionPlan) -> tuple[Point, int]:
-        """The list's quality and the node's estimate now (counters left 0); and the items it covers."""
-        covered: set[int] = set()
-        real_lines = leaked = 0
-        for line in state.entries:
-            records = (line.record, *line.aliases)
-            items = {self.truth_index[record.id] for record in records if record.id in self.truth_index}
-            if line.record.id in self.truth_index:
-                real_lines += 1
-                if self.truth_index[line.record.id] in covered:
-                    leaked += 1
-            covered |= items
-        lines = len(state.entries)
-        calls = state.calls()
-        generated = sum(call.items for call in calls)
-        new = sum(call.new for call in calls)
-        estimate = exhaustion_estimate(state, plan)
-        seen = estimate.observed
-        point = Point(
-            share=0, calls=0, llm_calls=0, tokens=0, elapsed_s=0.0, lines=lines, real_covered=len(covered),
-            coverage=len(covered) / len(set(self.truth_index.values())),
-            coverage_of_producible=len(covered & self.producible_items) / max(1, len(self.producible_items)),
-            precision=real_lines / lines if lines else 1.0,
-            alias_leakage=leaked / lines if lines else 0.0,
-            duplicate_share=(generated - new) / generated if generated else 0.0,
-            live_leaves=len(plan.live_leaves()),
-            remaining=(estimate.estimate - seen, estimate.low - seen, estimate.high - seen),
-            found_later=0,
-        )  # fmt: skip
-        return point, len(covered)
+def _measure(truth: GroundTruth, state: NodeState, plan: PartitionPlan, counters: _Counters) -> tuple[Point, int]:
+    """The list as its page shows it (rejected lines left out) and the node's estimate now
+    ("later" columns left 0); and how many truth entries the list covers."""
+    quality = truth.quality(state.entries, state.rejected_ids())
+    calls = state.calls()
+    generated = sum(call.items for call in calls)
+    new = sum(call.new for call in calls)
+    estimate = exhaustion_estimate(state, plan)
+    seen = estimate.observed
+    point = Point(
+        share=counters.share, calls=counters.calls, llm_calls=counters.llm_calls, tokens=counters.tokens,
+        elapsed_s=counters.elapsed_s, lines=quality.lines, real_covered=len(quality.covered),
+        coverage=quality.coverage,
+        coverage_of_producible=len(quality.covered & truth.producible) / max(1, len(truth.producible)),
+        precision=quality.precision, alias_leakage=quality.alias_leakage,
+        duplicate_share=(generated - new) / generated if generated else 0.0,
+        live_leaves=len(plan.live_leaves()),
+        remaining=(estimate.estimate - seen, estimate.low - seen, estimate.high - seen),
+        lines_later=0, found_later=0,
+    )  # fmt: skip
+    return point, len(quality.covered)
 
 
 def measure_run(universe: str, seed: int, workdir: Path, extra: Sequence[str] = ()) -> Run:
+    """Run the command in ``workdir`` (``extra`` options appended) and measure its data dir."""
     code, wall = run_node(universe, seed, workdir, extra)
     if code != 0:
         raise SystemExit(f"gossip-node exited {code} (seed {seed}); its log: {workdir / 'node.log'}")
     topic = TOPIC if universe == "european-cities" else universe
     records = asyncio.run(load_records(workdir / "node", topic))
+    if not any(isinstance(record, ObservationRecord) for record in records):
+        raise SystemExit(f"gossip-node made no call (seed {seed}); its log: {workdir / 'node.log'}")
     points, producible, size = replay(records, universe, seed)
     return Run(seed, code, wall, producible, size, points)
 
@@ -202,28 +214,35 @@ def _row(point: Point) -> list[str]:
             f"{point.elapsed_s:.0f} s", f"{point.lines:,}", f"{point.coverage:.1%}",
             f"{point.coverage_of_producible:.1%}", f"{point.precision:.1%}", f"{point.alias_leakage:.2%}",
             f"{point.duplicate_share:.0%}", f"{point.live_leaves:,}",
-            f"{centre:,.0f} ({low:,.0f}–{high:,.0f})", f"{point.found_later:,}"]  # fmt: skip
+            f"{centre:,.0f} ({low:,.0f}–{high:,.0f})", f"{point.lines_later:,}", f"{point.found_later:,}"]  # fmt: skip
 
 
 COLUMNS = ("point", "calls", "LLM calls", "tokens", "elapsed", "list lines", "coverage", "of producible",
            "precision", "alias leakage", "dup share", "live parts", "estimated remaining (95%)",
-           "found later (truth)")  # fmt: skip
+           "lines added later", "real items added later")  # fmt: skip
 
 
 def summary(runs: Sequence[Run]) -> str:
-    """How the node's estimate fared against the truth at the points before each run's end (at
-    the end every part is retired and the estimate is 0, trivially right)."""
+    """How the node's estimate compares with what the rest of each run added, at the points
+    before its end (at the end every part is retired and the estimate is 0, trivially right)."""
     before_end = [point for run in runs for point in run.points[:-1]]
     if not before_end:
         return ""
     finite = [point for point in before_end if math.isfinite(point.remaining[2])]
-    held = sum(point.remaining[1] <= point.found_later <= point.remaining[2] for point in finite)
-    ratios = sorted(max(point.remaining[0], 1.0) / max(point.found_later, 1) for point in before_end)
+    held = sum(point.remaining[1] <= point.lines_later <= point.remaining[2] for point in finite)
+
+    def median_range(values: Sequence[float]) -> str:
+        ordered = sorted(values)
+        return f"{ordered[0]:.1f}–{ordered[-1]:.1f}× (median {ordered[len(ordered) // 2]:.1f}×)"
+
     return (
         f"Before the end, the estimate's upper bound was infinite at {len(before_end) - len(finite)} of "
-        f"{len(before_end)} points (a live part not called yet could hold anything); its finite intervals "
-        f"held the truth at {held} of {len(finite)}. Its centre was {ratios[0]:.1f}–{ratios[-1]:.1f}× what the "
-        f"rest of the run found (median {ratios[len(ratios) // 2]:.1f}×)."
+        f"{len(before_end)} points: some live part's calls had returned no items yet, and Chao1 knows nothing "
+        f"of such a part. Its finite intervals held the lines the rest of the run added at {held} of "
+        f"{len(finite)}. Its centre was "
+        f"{median_range([max(p.remaining[0], 1.0) / max(p.lines_later, 1) for p in before_end])} the lines the "
+        f"rest of the run added, and "
+        f"{median_range([max(p.remaining[0], 1.0) / max(p.found_later, 1) for p in before_end])} its real items."
     )
 
 
@@ -248,14 +267,17 @@ def render(runs: Sequence[Run], results: Mapping[str, Any], machine: Mapping[str
     seeds = " ".join(str(run.seed) for run in runs)
     return "\n".join([
         f"`scripts/bench/single_node.py --universe {results['universe']} --seeds {seeds}` "
-        f"({results['wall_s'] / 60:.0f} min): the real command `{command}` (its defaults: partitioning on, "
-        "2 concurrent calls, 20 entries a call, simulated latency × 0.05), run to its own end, then its data "
-        "dir's records replayed in HLC order and measured against the universe's ground truth at 25/50/75/100% "
-        "of its enumeration calls (100% is the end, after the last retirements). *LLM calls* adds split calls "
-        "and failed ones; *elapsed* is the node's own clock. *Estimated remaining* is the node's plan-aware "
-        "estimate as its page shows it (entries not yet seen in the partitions still live, 95% interval); "
-        "*found later* is the truth it estimates: the real items the rest of the run went on to find. "
-        f"Simulated LLM parameters {results['sim_params']['version']}.",
+        f"({results['wall_s'] / 60:.0f} min): the real command `{command}` with its defaults (partitioning on, "
+        f"{PRODUCER.concurrency} concurrent calls, {PRODUCER.items_per_call} entries a call, simulated latency × "
+        f"{LLMSettings().time_scale:g}), run to its own end; then its data dir's records, applied in the order the "
+        "node stored them, measured against the universe's ground truth at 25/50/75% of its enumeration calls "
+        "and at its end (100%, after the last retirements). *LLM calls* adds split calls and failed ones; "
+        "*elapsed* is the node's own clock. *Estimated remaining* is the node's plan-aware estimate as its page "
+        "shows it: entries not seen yet in the partitions still live, with a 95% interval. Beside it, what the "
+        "rest of the run added: list lines (the estimate's unit: every distinct generated entry, inventions "
+        "too) and real items. They are references, not the estimate's truth: the planner retires each part "
+        "once it runs dry, while Chao1 extrapolates as if the calls went on (`estimator.py` scores it against "
+        f"a held-out truth). Simulated LLM parameters {results['sim_params']['version']}.",
         "",
         *tables,
         findings,

@@ -2,9 +2,10 @@
 
 ``partitioning.policy.judge`` splits a big leaf once its yield (fresh entries per item asked over
 its last ``window_calls`` calls) falls below ``split_yield_share`` and retires any other leaf
-below ``low_yield_share``. Each candidate here is swarmlist as the levers benchmark runs it
+below ``low_yield_share``; a small dry leaf (< 40 known) is split instead when Chao1 sees at least
+``min_split_remaining`` unseen entries. Each candidate here is swarmlist as the levers benchmark runs it
 (5 gossip nodes on european-cities, the same seeds, budget and simulated model; see
-``scripts/bench/levers.py``) with only those three fields changed. Per candidate, mean ± sd over
+``scripts/bench/levers.py``) with only those four fields changed. Per candidate, mean ± sd over
 the seeds: LLM calls (split calls included) until the cluster's list first held 10/20/40/60/70%
 of the universe, and where the runs ended: coverage, calls, split calls, precision.
 
@@ -12,7 +13,8 @@ The defaults were chosen from this table on seeds 1-3, so on those seeds they ar
 other seeds (``--seeds 4 5 6``) to see them held out.
 
 Run: .venv/bin/python scripts/bench/yield_thresholds.py [--seeds 1 2 3] [--workers 2] [--no-write]
-     [--save-runs FILE | --load-runs FILE]   (the full run: 5 candidates × 3 seeds, ~25 min on 2 cores)
+     [--only NAME ...] [--save-runs FILE | --load-runs FILE] [--note TEXT]
+     (the full run: 7 candidates × 3 seeds, ~35 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import statistics
 import sys
 import time
@@ -43,10 +46,14 @@ LEVELS = (0.1, 0.2, 0.4, 0.6, 0.7)
 DEFAULT = PartitionConfig()
 
 
-def _candidate(split: float, window: int, retire: float) -> Lever:
-    config = PartitionConfig(split_yield_share=split, window_calls=window, low_yield_share=retire)
+def _candidate(split: float, window: int, retire: float, small_unseen: float = DEFAULT.min_split_remaining) -> Lever:
+    config = PartitionConfig(split_yield_share=split, window_calls=window, low_yield_share=retire,
+                             min_split_remaining=small_unseen)  # fmt: skip
     default = " (default)" if config == DEFAULT else ""
-    name = f"split < {split}, retire < {retire}, window {window}{default}"
+    small = ""
+    if small_unseen != DEFAULT.min_split_remaining:
+        small = ", small dry parts never split" if math.isinf(small_unseen) else f", small dry parts split at ≥ {small_unseen:g} unseen"
+    name = f"split < {split}, retire < {retire}, window {window}{small}{default}"
     return Lever(name, "", {"partitioning": config})
 
 
@@ -56,6 +63,9 @@ CANDIDATES = (
     _candidate(0.8, 3, 0.3),
     _candidate(0.8, 2, 0.4),
     _candidate(0.8, 2, 0.3),
+    # the default's rule for small parts (< 40 known): split once dry if Chao1 sees >= 10 unseen
+    _candidate(0.8, 2, 0.4, small_unseen=20.0),
+    _candidate(0.8, 2, 0.4, small_unseen=math.inf),
 )
 
 
@@ -104,12 +114,14 @@ HEADER = ["candidate", *(f"calls to {level:.0%}" for level in LEVELS), "ends at"
 
 
 def markdown(summary: Mapping[str, Mapping[str, Any]], *, command: str, seeds: Sequence[int],
-             machine: Mapping[str, Any], sim_params: str) -> str:  # fmt: skip
-    lines = [f"`{command}`", "",
+             machine: Mapping[str, Any], sim_params: str, note: str = "") -> str:  # fmt: skip
+    lines = [f"`{command}`", "", *([note, ""] if note else []),
              "Swarmlist as the levers benchmark runs it (5 nodes, european-cities, 1,000 calls per node at most), "
              "only the yield thresholds changed: *split* = `split_yield_share` (a leaf with ≥ 40 known entries is "
-             "split below it), *retire* = `low_yield_share` (below it, a leaf with ≥ 40 known or ≥ 10 estimated unseen "
-             "is split and any other retired), *window* = `window_calls` (calls the yield is judged over). Coverage is "
+             "split below it), *retire* = `low_yield_share` (below it, a leaf with ≥ 40 known entries is split, a "
+             "smaller one split if Chao1 estimates ≥ `min_split_remaining` unseen entries in it and retired "
+             "otherwise), *window* = `window_calls` (calls the yield is judged over); *small dry parts* names a "
+             "`min_split_remaining` other than the default 10. Coverage is "
              "of the universe "
              "(7,706 cities; the model knows ~89%); mean ± sd over the seeds.", "",
              "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]  # fmt: skip
@@ -126,16 +138,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--save-runs", type=Path, metavar="FILE", help="also keep every run, curves included (.json.gz)")
     parser.add_argument("--load-runs", type=Path, metavar="FILE", help="render the runs of a --save-runs file")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="only these candidates (names as printed); the docs keep the full table, so with --only "
+                             "nothing is written: save the runs, merge them and render with --load-runs")  # fmt: skip
+    parser.add_argument("--note", default="", help="a line for the docs section, under the command (provenance)")
     args = parser.parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=240)
     base = base_config("european-cities", 1000, 100_000.0)
     names = [candidate.name for candidate in CANDIDATES]
+    unknown = set(args.only or ()) - set(names)
+    if unknown:
+        parser.error(f"no candidate named {sorted(unknown)}; the candidates: {names}")
+    if args.only:
+        names = [name for name in names if name in args.only]
     started = time.perf_counter()
     if args.load_runs:
         with gzip.open(args.load_runs, "rt", encoding="utf-8") as kept:
             runs = [run for run in json.load(kept)["runs"] if run["lever"] in names and run["seed"] in args.seeds]
     else:
-        jobs = [(candidate, seed) for candidate in CANDIDATES for seed in args.seeds]
+        chosen = [candidate for candidate in CANDIDATES if candidate.name in names]
+        jobs = [(candidate, seed) for candidate in chosen for seed in args.seeds]
         runs = []
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             futures = [pool.submit(run_lever, candidate, base, seed) for candidate, seed in jobs]
@@ -155,12 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.add_row(*row)
     console.print(table)
     console.print(f"{time.perf_counter() - started:.0f} s", highlight=False)
-    if args.no_write:
+    if args.no_write or args.only:
         return 0
     info = machine_info()
     command = f"scripts/bench/yield_thresholds.py --seeds {' '.join(map(str, args.seeds))} --workers {args.workers}"
     sim_params = str(runs[0]["sim_params"]["version"])
-    text = markdown(summary, command=command, seeds=args.seeds, machine=info, sim_params=sim_params)
+    text = markdown(summary, command=command, seeds=args.seeds, machine=info, sim_params=sim_params, note=args.note)
     write_results(SECTION, {"summary": summary, "args": {k: str(v) for k, v in vars(args).items()}}, text, JSON_PATH,
                   machine=info)  # fmt: skip
     console.print(f"wrote {JSON_PATH.relative_to(ROOT)} and docs/benchmarks.md")
