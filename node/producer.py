@@ -50,6 +50,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 _WAIT_FOR_VERIFICATION_S = 0.5  # a worker with nothing to do while another verifies looks again after this
 _BUDGET_RECHECK_S = 0.5  # a worker refused only by the reservation of calls in flight looks again after this
+UNPARSEABLE_AS_DRY = 3  # unparseable answers in a row for one part, by one node, that count as a call finding nothing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +192,7 @@ class Producer:
         self._paused_at = 0.0  # loop time the pause began
         self._store_check_lock = asyncio.Lock()  # one worker asks the store; the others wait for its answer
         self.stats = ProducerStats()
+        self._unparseable_in_a_row: dict[str, int] = {}  # partition -> this node's unparseable answers in a row
         self.stop_reason: str | None = None
 
     def __repr__(self) -> str:
@@ -362,10 +364,22 @@ class Producer:
         usage = completion.usage if completion is not None else Usage()
         self.stats.prompt_tokens += usage.prompt_tokens
         self.stats.completion_tokens += usage.completion_tokens
-        if failure is None and parser.result().failed:
+        unparseable = failure is None and parser.result().failed
+        counted = False
+        if unparseable:
             self.stats.parse_failures += 1
-            log.info("call %d: no entries in the answer (%d characters)", call, len(completion.text) if completion else 0)
-        if observed or failure is None:
+            streak = self._unparseable_in_a_row[partition] = self._unparseable_in_a_row.get(partition, 0) + 1
+            counted = streak >= UNPARSEABLE_AS_DRY
+            log.info("call %d: no entries in the answer (%d characters); %s", call,
+                     len(completion.text) if completion else 0,
+                     f"{streak} such answers in a row for this part: counted as a call that found nothing" if counted
+                     else "not counted as the part's yield")  # fmt: skip
+        else:
+            self._unparseable_in_a_row.pop(partition, None)
+        # An answer with no entries that is not an explicitly empty list is garbage, not evidence
+        # that the part is dry: recorded, it would count as a call that found nothing and could
+        # retire a part still yielding. Only a model that keeps answering so is taken at its word.
+        if observed or (failure is None and (not unparseable or counted)):
             await self._commit_observation(call, partition, observed)
         if failure is None:
             self.stats.calls_ok += 1

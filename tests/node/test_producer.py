@@ -11,6 +11,7 @@ import pytest
 
 from node.errors import ConfigError
 from node.hlc import HybridClock
+from node.llm.base import Completion, Usage
 from node.llm.sim.params import SimParams
 from node.producer import Producer, ProducerConfig
 from node.records import EntryRecord, MatchKind, ObservationRecord
@@ -178,3 +179,53 @@ async def test_stop_cancels_calls_still_in_flight_after_the_grace_period(tmp_pat
         started = asyncio.get_running_loop().time()
         assert await asyncio.wait_for(running, timeout=5) == "stopped"
         assert asyncio.get_running_loop().time() - started < 2
+
+
+class _ScriptedStream:
+    """One scripted answer, streamed in one delta; ``completion`` is set once it is read."""
+
+    def __init__(self, text: str) -> None:
+        self._text: str | None = text
+        self.completion: Completion | None = None
+
+    def __aiter__(self) -> _ScriptedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._text is None:
+            raise StopAsyncIteration
+        text, self._text = self._text, None
+        self.completion = Completion(text=text, usage=Usage(prompt_tokens=40, completion_tokens=10))
+        return text
+
+
+class _ScriptedBackend:
+    """Answers enumeration prompts with fixed texts, in order."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[str]) -> None:
+        self._answers = answers
+
+    def stream(self, messages: object, **kwargs: object) -> _ScriptedStream:
+        return _ScriptedStream(self._answers.pop(0))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_unparseable_answer_is_not_taken_as_the_part_running_dry(tmp_path: Path) -> None:
+    """Garbage is no evidence: it records no observation (which would count as a call that found
+    nothing) until the model answers so 3 times in a row for the part; an explicitly empty list
+    is the model's word and is recorded at once."""
+    garbage = "~~~ \x00 ||| ###"
+    answers = [garbage, garbage, '{"entries": ["Norway"]}', garbage, garbage, garbage, '{"entries": []}']
+    async with await Store.open(tmp_path, topic=TOPIC) as store:
+        state = NodeState()
+        producer = await _producer(store, state, _ScriptedBackend(answers), RecordingSleep(), concurrency=1,
+                                   max_calls=len(answers))  # fmt: skip
+        await producer.run(asyncio.Event())
+        observations = [r for r in await store.load_records() if isinstance(r, ObservationRecord)]
+    assert producer.stats.calls_ok == 7 and producer.stats.parse_failures == 5
+    assert [(o.call, len(o.items)) for o in observations] == [(3, 1), (6, 0), (7, 0)]
+    assert [call.items for call in state.calls()] == [1, 0, 0]
