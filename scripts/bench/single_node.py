@@ -111,6 +111,7 @@ def run_node(universe: str, seed: int, data_dir: Path, extra: Sequence[str] = ()
 
 
 async def load_records(data_dir: Path, topic: str) -> list[Record]:
+    """A stopped node's records, in the order it stored them."""
     store = await Store.open(data_dir, topic=topic)
     try:
         return await store.load_records()
@@ -137,7 +138,7 @@ def replay(records: Sequence[Record], universe_name: str, seed: int) -> tuple[li
     llm_calls = tokens = calls = 0
     start_ms = min((hlc_physical_ms(record.hlc) for record in records), default=0)
     latest_ms = start_ms
-    measured: list[tuple[Point, int]] = []
+    measured: list[Point] = []
 
     def measure(share: int) -> None:
         counters = _Counters(share, calls, llm_calls, tokens, (latest_ms - start_ms) / 1000)
@@ -157,14 +158,16 @@ def replay(records: Sequence[Record], universe_name: str, seed: int) -> tuple[li
                 measure(POINTS[marks.index(calls)])
     if records:
         measure(POINTS[-1])
-    end_lines, end_covered = (measured[-1][0].lines, measured[-1][1]) if measured else (0, 0)
-    points = [replace(point, lines_later=end_lines - point.lines, found_later=end_covered - covered)
-              for point, covered in measured]  # fmt: skip
+    end = measured[-1] if measured else None
+    points = [replace(point, lines_later=end.lines - point.lines, found_later=end.real_covered - point.real_covered)
+              for point in measured if end is not None]  # fmt: skip
     return points, len(truth.producible), truth.size
 
 
 @dataclass(frozen=True)
 class _Counters:
+    """What the replay counted up to a point (the list's quality comes from the state)."""
+
     share: int
     calls: int
     llm_calls: int
@@ -172,9 +175,9 @@ class _Counters:
     elapsed_s: float
 
 
-def _measure(truth: GroundTruth, state: NodeState, plan: PartitionPlan, counters: _Counters) -> tuple[Point, int]:
+def _measure(truth: GroundTruth, state: NodeState, plan: PartitionPlan, counters: _Counters) -> Point:
     """The list as its page shows it (rejected lines left out) and the node's estimate now
-    ("later" columns left 0); and how many truth entries the list covers."""
+    ("later" columns left 0)."""
     quality = truth.quality(state.entries, state.rejected_ids())
     calls = state.calls()
     generated = sum(call.items for call in calls)
@@ -192,7 +195,7 @@ def _measure(truth: GroundTruth, state: NodeState, plan: PartitionPlan, counters
         remaining=(estimate.estimate - seen, estimate.low - seen, estimate.high - seen),
         lines_later=0, found_later=0,
     )  # fmt: skip
-    return point, len(quality.covered)
+    return point
 
 
 def measure_run(universe: str, seed: int, workdir: Path, extra: Sequence[str] = ()) -> Run:
