@@ -158,9 +158,11 @@ def replay(records: Sequence[Record], universe_name: str, seed: int) -> tuple[li
                 measure(POINTS[marks.index(calls)])
     if records:
         measure(POINTS[-1])
-    end = measured[-1] if measured else None
+    if not measured:
+        return [], len(truth.producible), truth.size
+    end = measured[-1]
     points = [replace(point, lines_later=end.lines - point.lines, found_later=end.real_covered - point.real_covered)
-              for point in measured if end is not None]  # fmt: skip
+              for point in measured]  # fmt: skip
     return points, len(truth.producible), truth.size
 
 

@@ -121,9 +121,7 @@ def markdown(summary: Mapping[str, Mapping[str, Any]], *, command: str, seeds: S
              "split below it), *retire* = `low_yield_share` (below it, a leaf with ≥ 40 known entries is split, a "
              "smaller one split if Chao1 estimates ≥ `min_split_remaining` unseen entries in it and retired "
              "otherwise), *window* = `window_calls` (calls the yield is judged over); *small dry parts* names a "
-             "`min_split_remaining` other than the default 10. Coverage is "
-             "of the universe "
-             "(7,706 cities; the model knows ~89%); mean ± sd over the seeds.", "",
+             "`min_split_remaining` other than the default 10. Coverage is of the universe (7,706 cities; the model knows ~89%); mean ± sd over the seeds.", "",
              "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in rows(summary)]
     lines += ["", f"Simulated LLM parameters {sim_params}; seeds {list(seeds)}.", "",
